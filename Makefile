@@ -1,0 +1,34 @@
+# cv-workbook: `make report` runs the main job, `make test` the tests. Both install what is missing first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export CV_HELPERS_DATA ?= $(CURDIR)/data
+SHARED_DATA := $(CURDIR)/../shared/data/unpack.py
+
+.PHONY: install data report test smoke-report benchmark
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# Course machines unpack the shipped copy; anywhere else the official archives are downloaded.
+data: install
+	@if [ -f "$(SHARED_DATA)" ]; then $(PY) "$(SHARED_DATA)" --out "$(CV_HELPERS_DATA)"; \
+	elif [ ! -f "$(CV_HELPERS_DATA)/cifar100/train_images.npy" ]; then \
+	  $(PY) -m cv_helpers prepare-data --out "$(CV_HELPERS_DATA)"; fi
+
+report: data
+	$(PY) -m cv_helpers run-notebooks
+
+smoke-report: data
+	CV_HELPERS_SMOKE=1 $(PY) -m cv_helpers run-notebooks
+
+test: data
+	$(PY) -m pytest
+
+benchmark: data
+	$(PY) benchmarks/bench_training.py

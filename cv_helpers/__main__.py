@@ -1,0 +1,4 @@
+"""`python -m cv_helpers ...`: see cv_helpers.cli."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""Command line: `python -m cv_helpers {train,prepare-data,run-notebooks} ...`. Errors print as one line (exit 2)."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from .config import data_dir, runs_dir
+from .errors import WorkbookError
+from .presets import PRESETS, get_preset
+from .train import TrainConfig
+
+# CLI flag -> TrainConfig field, for the flags that map one to one.
+TRAIN_FLAGS = {
+    "model": str, "optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "batch_size": int,
+    "epochs": int, "transform": str, "loader": str, "schedule": str, "warmup_epochs": float,
+    "label_smoothing": float, "seed": int, "dataset": str, "init_from": str,
+}
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train one network; writes runs/NAME/{config,metrics}.json and "
+                                               "checkpoint.pt")
+    parser.add_argument("--preset", choices=list(PRESETS), help="start from a named recipe; flags override it")
+    for name, kind in TRAIN_FLAGS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
+    parser.add_argument("--hidden-size", type=int, default=None, help="hidden width of the MLPs")
+    parser.add_argument("--run-name", default=None, help="run folder name (default: the preset or model name)")
+    parser.add_argument("--resume", action="store_true", help="continue from runs/NAME/checkpoint.pt")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the network (default: as the preset says)")
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    config = get_preset(args.preset) if args.preset else TrainConfig()
+    for name in TRAIN_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(config, name, value)
+    if args.compile is not None:
+        config.compile = args.compile
+    if args.hidden_size is not None:
+        config.model_kwargs["hidden_size"] = args.hidden_size
+    return config
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .experiment import run_experiment  # heavy imports only when training
+
+    config = _train_config(args)
+    run_name = args.run_name or args.preset or config.model
+    result = run_experiment(config, run_name, resume=args.resume, device=args.device,
+                            progress=not args.no_progress)
+    print(f"{run_name}: test accuracy {result.test_acc:.2f} % after {result.history.epochs} epochs "
+          f"({sum(result.history.seconds):.0f} s); files in {result.run_dir}")
+    return 0
+
+
+def _add_prepare_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("prepare-data", help="download CIFAR-100 and STL-10 (torchvision) and write "
+                                                      "the prepared arrays")
+    parser.add_argument("--out", type=Path, default=None, help="prepared-data folder (default: CV_HELPERS_DATA "
+                                                                "or data/)")
+    parser.add_argument("--downloads", type=Path, default=None, help="where the official archives go "
+                                                                      "(default: OUT/downloads)")
+    parser.add_argument("--datasets", nargs="+", choices=["cifar100", "stl10"], default=["cifar100", "stl10"])
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare_data
+
+    out = args.out or data_dir()
+    for line in prepare_data(out, args.downloads or out / "downloads", args.datasets):
+        print(line)
+    return 0
+
+
+def _add_notebooks_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("run-notebooks", help="execute the notebooks headless (the main job); executed "
+                                                       "copies go to report/notebooks/")
+    parser.add_argument("names", nargs="*", help="notebook file names or stems (default: all four, in order)")
+
+
+def _run_notebooks(args: argparse.Namespace) -> int:
+    from .notebooks import machine_description, record_times, run_notebooks
+
+    times = []
+    for name, seconds in run_notebooks(args.names):
+        print(f"{name}: {seconds / 60:.1f} min", flush=True)
+        times.append((name, seconds))
+    print(record_times(times, machine_description()))
+    return 0
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m cv_helpers", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(commands)
+    _add_prepare_parser(commands)
+    _add_notebooks_parser(commands)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C: last checkpoint kept
+    handlers = {"train": _run_train, "prepare-data": _run_prepare, "run-notebooks": _run_notebooks}
+    try:
+        return handlers[args.command](args)
+    except WorkbookError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; the last completed epoch is saved under {runs_dir()}: rerun the same command with "
+              "--resume to continue", file=sys.stderr)
+        return 130

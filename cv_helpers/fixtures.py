@@ -1,0 +1,104 @@
+"""Generated stand-ins for the official archives, written in their exact on-disk formats.
+
+Used by the tests (which never download) and by the Q2 notebook where real STL-10 is absent. Images are
+learnable: each class has its own colour and stripe pattern, plus noise and a random shift, so short runs
+show learning and t-SNE shows structure.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from .config import data_dir, runs_dir
+from .prepare import STL10_ALL_CLASSES, STL10_SIDE, convert_cifar100, convert_stl10
+
+FIXTURE_SOURCE = "generated fixture (cv_helpers.fixtures), not real images"
+
+
+def class_images(label: np.ndarray, side: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """Returns uint8 (N, side, side, 3) images whose colour and stripes depend on `label` (N,)."""
+    n = len(label)
+    hue = label / num_classes
+    colour = np.stack([np.abs(np.sin(np.pi * (hue + k / 3))) for k in range(3)], axis=1)        # (N, 3)
+    frequency = 1 + label % 4                                                                    # stripes per image
+    angle = (label // 4 % 4) * np.pi / 4
+    shift = rng.uniform(0, 2 * np.pi, n)
+    grid = np.arange(side) / side * 2 * np.pi
+    yy, xx = np.meshgrid(grid, grid, indexing="ij")
+    phase = (np.cos(angle)[:, None, None] * xx + np.sin(angle)[:, None, None] * yy) * frequency[:, None, None]
+    stripes = 0.5 + 0.5 * np.sin(phase + shift[:, None, None])                                   # (N, H, W)
+    image = 40 + 180 * colour[:, None, None, :] * (0.4 + 0.6 * stripes[..., None])
+    image += rng.normal(0, 18, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_cifar100_python(folder: Path, per_class_train: int = 5, per_class_test: int = 2, seed: int = 0) -> Path:
+    """Writes folder/cifar-100-python/{train,test,meta} in the official pickle format; returns `folder`."""
+    rng = np.random.default_rng(seed)
+    base = Path(folder) / "cifar-100-python"
+    base.mkdir(parents=True, exist_ok=True)
+    fine_to_coarse = np.arange(100) // 5
+    for split, per_class in (("train", per_class_train), ("test", per_class_test)):
+        fine = rng.permutation(np.repeat(np.arange(100), per_class))
+        images = class_images(fine, 32, 100, rng)
+        entry = {"filenames": [f"img_{i}.png" for i in range(len(fine))], "batch_label": f"{split} batch",
+                 "fine_labels": fine.tolist(), "coarse_labels": fine_to_coarse[fine].tolist(),
+                 "data": images.transpose(0, 3, 1, 2).reshape(len(fine), -1)}
+        with (base / split).open("wb") as handle:
+            pickle.dump(entry, handle)
+    meta = {"fine_label_names": [f"fine_{i:02d}" for i in range(100)],
+            "coarse_label_names": [f"coarse_{i:02d}" for i in range(20)]}
+    with (base / "meta").open("wb") as handle:
+        pickle.dump(meta, handle)
+    return Path(folder)
+
+
+def write_stl10_binary(folder: Path, per_class_train: int = 40, per_class_test: int = 30, seed: int = 1) -> Path:
+    """Writes folder/stl10_binary/{train,test}_{X,y}.bin (column-major planes, labels 1..10); returns `folder`."""
+    rng = np.random.default_rng(seed)
+    base = Path(folder) / "stl10_binary"
+    base.mkdir(parents=True, exist_ok=True)
+    for split, per_class in (("train", per_class_train), ("test", per_class_test)):
+        labels = rng.permutation(np.repeat(np.arange(10), per_class))
+        images = class_images(labels, STL10_SIDE, 10, rng)                  # (N, H, W, C)
+        images.transpose(0, 3, 2, 1).tofile(base / f"{split}_X.bin")        # (N, C, W, H): column-major planes
+        (labels + 1).astype(np.uint8).tofile(base / f"{split}_y.bin")
+    (base / "class_names.txt").write_text("\n".join(STL10_ALL_CLASSES) + "\n")
+    return Path(folder)
+
+
+def make_fixture_data(out: Path, stl10_only: bool = False) -> Path:
+    """Writes generated official archives under out/downloads and converts them to prepared arrays in `out`."""
+    downloads = Path(out) / "downloads"
+    write_stl10_binary(downloads)
+    convert_stl10(downloads, Path(out))
+    meta_path = Path(out) / "stl10_5class" / "meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "source": FIXTURE_SOURCE}, indent=2))
+    if not stl10_only:
+        write_cifar100_python(downloads)
+        convert_cifar100(downloads, Path(out))
+    return Path(out)
+
+
+def stl10_source(root: Path | None = None) -> str:
+    """Returns 'real STL-10' or 'generated fixture' for the stl10_5class folder under `root` (data folder)."""
+    meta = Path(root if root is not None else data_dir()) / "stl10_5class" / "meta.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("source") == FIXTURE_SOURCE:
+        return "generated fixture"
+    return "real STL-10"
+
+
+def stl10_root() -> Path:
+    """Returns a data folder holding stl10_5class/: the real one when prepared, else a generated fixture.
+
+    Real STL-10 needs `python -m cv_helpers prepare-data --datasets stl10` (a 2.6 GB download).
+    """
+    if (data_dir() / "stl10_5class" / "train_images.npy").is_file():
+        return data_dir()
+    folder = runs_dir() / "fixtures" / "data"
+    if not (folder / "stl10_5class" / "train_images.npy").is_file():
+        make_fixture_data(folder, stl10_only=True)
+    return folder

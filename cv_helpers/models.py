@@ -1,0 +1,187 @@
+"""The assignment's networks, the improved nets of the seed's Figures 5 and 6, parameter counting, and the
+fine-tuning surgery that moves a CIFAR-100 network to another input size and class count.
+
+Every network has `conv_features(x)` (the map fc1 flattens; the input itself for MLPs), `features(x) -> (N, D)`
+(penultimate activations, for t-SNE) and `forward = head(features)`;
+`HEAD` names the final layer and `FIRST_FC` the first fully connected layer.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError
+
+
+class TwoLayerNet(nn.Module):
+    """The assignment's MLP: x (N, 3, H, W) -> flatten -> fc1 -> ReLU -> fc2 -> logits (N, num_classes)."""
+
+    HEAD, FIRST_FC = "fc2", "fc1"
+
+    def __init__(self, input_size: int = 3 * 32 * 32, hidden_size: int = 64, num_classes: int = 100) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(input_size, hidden_size)
+        self.fc2 = nn.Linear(hidden_size, num_classes)
+
+    def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.fc1(x.flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.features(x))
+
+
+class FourLayerNet(nn.Module):
+    """The seed's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 -> classes), ReLU between."""
+
+    HEAD, FIRST_FC = "fc4", "fc1"
+
+    def __init__(self, input_size: int = 3 * 32 * 32, hidden_size: int = 128, num_classes: int = 100) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(input_size, hidden_size)
+        self.fc2 = nn.Linear(hidden_size, hidden_size)
+        self.fc3 = nn.Linear(hidden_size, hidden_size)
+        self.fc4 = nn.Linear(hidden_size, num_classes)
+
+    def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.fc1(x.flatten(1)))
+        return F.relu(self.fc3(F.relu(self.fc2(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc4(self.features(x))
+
+
+class ConvNet(nn.Module):
+    """The seed's Figure 2: LeNet-5 with ReLU and average pooling.
+
+    (N, 3, 32, 32) -> conv1 5x5 (6) -> pool -> conv2 5x5 (16) -> pool -> fc1 400->120 -> fc2 120->84 -> fc3 84->100.
+    """
+
+    HEAD, FIRST_FC = "fc3", "fc1"
+
+    def __init__(self, num_classes: int = 100, input_size: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, kernel_size=5)
+        self.pool1 = nn.AvgPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.pool2 = nn.AvgPool2d(2, 2)
+        side = ((input_size - 4) // 2 - 4) // 2
+        self.fc1 = nn.Linear(16 * side * side, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(F.relu(self.conv1(x)))
+        return self.pool2(F.relu(self.conv2(x)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.fc2(F.relu(self.fc1(self.conv_features(x).flatten(1)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc3(self.features(x))
+
+
+class ConvNetBN(nn.Module):
+    """The seed's Figure 6: two 3x3 conv + BatchNorm + ReLU blocks, one AvgPool2d module applied after each.
+
+    (N, 3, 32, 32) -> 64 ch -> pool -> 128 ch -> pool (128 x 8 x 8 = 8192) -> fc1 512 -> fc2 classes.
+    At 96x96 input fc1 takes 128 x 24 x 24 = 73,728 inputs.
+    """
+
+    HEAD, FIRST_FC = "fc2", "fc1"
+
+    def __init__(self, num_classes: int = 100, input_size: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.conv2 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(128)
+        self.pool = nn.AvgPool2d(2, 2)
+        self.fc1 = nn.Linear(128 * (input_size // 4) ** 2, 512)
+        self.fc2 = nn.Linear(512, num_classes)
+
+    def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.bn1(self.conv1(x))))
+        return self.pool(F.relu(self.bn2(self.conv2(x))))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.fc1(self.conv_features(x).flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.features(x))
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "mlp": TwoLayerNet,
+    "convnet": ConvNet,
+    "mlp4": FourLayerNet,
+    "convnet-bn": ConvNetBN,
+}
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Returns a new network by registry name (mlp, convnet, mlp4, convnet-bn) with its keyword arguments."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def model_name_of(model: nn.Module) -> str:
+    """Returns the registry name of a network's class."""
+    for name, cls in MODELS.items():
+        if type(model) is cls:
+            return name
+    raise ConfigError(f"{type(model).__name__} is not a registered model; use one of {', '.join(MODELS)}")
+
+
+def count_parameters(model: nn.Module, layer: str | None = None) -> int:
+    """Returns the number of trainable parameters of the model, or of one named layer (e.g. 'fc2')."""
+    module = model if layer is None else dict(model.named_modules()).get(layer)
+    if module is None:
+        names = [n for n, _ in model.named_modules() if n]
+        raise ConfigError(f"{type(model).__name__} has no layer {layer!r}; layers: {', '.join(names)}")
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def parameter_table(model: nn.Module) -> list[tuple[str, str, int]]:
+    """Returns (layer name, layer, trainable parameters) for each layer that holds parameters."""
+    return [(name, repr(module), count_parameters(module)) for name, module in model.named_children()
+            if count_parameters(module)]
+
+
+def adapt_for_finetuning(model: nn.Module, num_classes: int, input_size: int) -> nn.Module:
+    """Replaces the head with a `num_classes`-way layer and resizes fc1 for `input_size` x `input_size` images.
+
+    Returns the same model (changed in place); convolution weights are kept, the new layers start fresh.
+    """
+    head: nn.Linear = getattr(model, model.HEAD)
+    setattr(model, model.HEAD, nn.Linear(head.in_features, num_classes))
+    first_fc: nn.Linear = getattr(model, model.FIRST_FC)
+    in_features = flattened_size(model, input_size)
+    if in_features != first_fc.in_features:
+        setattr(model, model.FIRST_FC, nn.Linear(in_features, first_fc.out_features))
+    return model
+
+
+def flattened_size(model: nn.Module, input_size: int) -> int:
+    """Returns how many inputs fc1 sees for one (3, input_size, input_size) image."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        size = model.conv_features(torch.zeros(1, 3, input_size, input_size)).flatten(1).shape[1]
+    model.train(was_training)
+    return size
+
+
+def finetuned_kwargs(model_name: str, kwargs: dict, num_classes: int, input_size: int) -> dict:
+    """Returns the constructor arguments of a network after `adapt_for_finetuning`."""
+    flat_input = model_name.startswith("mlp")
+    return {**kwargs, "num_classes": num_classes, "input_size": 3 * input_size ** 2 if flat_input else input_size}

@@ -1,0 +1,35 @@
+"""Named training recipes: the seed report's protocols, section by section (and the improved recipes)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .errors import ConfigError
+from .train import TrainConfig
+
+Q1_CONVNET_RUN = "q1.4-convnet"  # the run whose checkpoint Q2 fine-tunes
+
+PRESETS: dict[str, TrainConfig] = {
+    # Q1.3: both assignment nets, Adam 1e-3, batch 64, 10 epochs, the Q1.3 augmentations.
+    "q1.3-mlp": TrainConfig(model="mlp", model_kwargs={"hidden_size": 64}, optimizer="adam", lr=1e-3,
+                            batch_size=64, epochs=10, transform="q1.3"),
+    "q1.3-convnet": TrainConfig(model="convnet", optimizer="adam", lr=1e-3, batch_size=64, epochs=10,
+                                transform="q1.3"),
+    # Q1.4 Table 2 with the Figure 5 net: Adam with weight decay, lr 1e-3, batch 128, 20 epochs.
+    "q1.4-mlp": TrainConfig(model="mlp4", model_kwargs={"hidden_size": 128}, optimizer="adam", lr=1e-3,
+                            weight_decay=1e-4, batch_size=128, epochs=20, transform="q1.4"),
+    # Q1.4 Table 1 with the Figure 6 net: SGD momentum 0.9 + weight decay, lr 0.01, batch 128, 50 epochs.
+    "q1.4-convnet": TrainConfig(model="convnet-bn", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4,
+                                batch_size=128, epochs=50, transform="q1.4", compile=True),
+    # Q2 Table 3: fine-tune the Q1.4 ConvNet on the 5 STL-10 classes, 20 epochs.
+    "q2-finetune": TrainConfig(model="convnet-bn", dataset="stl10", init_from=Q1_CONVNET_RUN,
+                               optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128,
+                               epochs=20, transform="q2", compile=True),
+}
+
+
+def get_preset(name: str) -> TrainConfig:
+    """Returns a fresh copy of the named preset; unknown names list the valid ones."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    return replace(preset, model_kwargs=dict(preset.model_kwargs))

@@ -1,0 +1,47 @@
+"""A headless hyperparameter sweep: vary one setting at a time around a base recipe, one run per setting."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+from .errors import TrainingDiverged
+from .experiment import run_experiment
+from .train import TrainConfig
+
+# The settings the seed report tried by hand (Q1.4).
+SEED_GRID: dict[str, Sequence] = {
+    "optimizer": ("sgd", "adam", "rmsprop", "adagrad"),
+    "lr": (0.5, 0.1, 0.01, 0.001),
+    "batch_size": (64, 128),
+    "transform": ("q1.3", "q1.4", "none"),
+}
+
+
+def one_at_a_time(base: TrainConfig, grid: dict[str, Sequence]) -> list[tuple[str, TrainConfig]]:
+    """Returns (label, config) for the base and each single-setting change of it, without repeats."""
+    configs = [("base", base)]
+    for name, values in grid.items():
+        for value in values:
+            if getattr(base, name) != value:
+                configs.append((f"{name}={value}", replace(base, **{name: value})))
+    return configs
+
+
+def run_sweep(base: TrainConfig, grid: dict[str, Sequence], run_prefix: str, progress: bool = False
+              ) -> list[dict]:
+    """Trains every configuration of `one_at_a_time`; returns one row per run (diverged runs included)."""
+    rows = []
+    for label, config in one_at_a_time(base, grid):
+        row = {"change": label, "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size,
+               "transform": config.transform}
+        try:
+            result = run_experiment(config, f"{run_prefix}-{label}", resume=True, progress=progress)
+            row.update(test_acc=result.test_acc, train_loss=result.history.train_loss[-1],
+                       seconds=sum(result.history.seconds), status="ok")
+        except TrainingDiverged as err:
+            row.update(test_acc=float("nan"), train_loss=float("nan"), seconds=float("nan"), status="diverged")
+            print(f"{label}: {err}")
+        rows.append(row)
+        outcome = f"{row['test_acc']:.2f} %" if row["status"] == "ok" else "diverged"
+        print(f"{label:>22s}: {outcome}")
+    return rows

@@ -1,0 +1,36 @@
+"""Result tables: Markdown for the notebooks and the report, CSV for everything else."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Sequence
+
+from .checkpoint import write_atomically
+from .config import report_dir
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """Returns a GitHub-flavoured Markdown table; floats with two decimals."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def save_table(name: str, headers: Sequence[str], rows: Sequence[Sequence], folder: Path | str | None = None) -> str:
+    """Writes report/tables/name.md and name.csv; returns the Markdown."""
+    folder = Path(folder) if folder is not None else report_dir() / "tables"
+    markdown = markdown_table(headers, rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows([[_cell(v) for v in row] for row in rows])
+    write_atomically(folder / f"{name}.md", lambda handle: handle.write(markdown.encode()))
+    write_atomically(folder / f"{name}.csv", lambda handle: handle.write(buffer.getvalue().encode()))
+    return markdown

@@ -1,0 +1,303 @@
+"""Training and evaluation: the course skeleton's `train`, `valid`, `valid_class`, plus `fit` -> History.
+
+`fit` checkpoints atomically after every epoch, resumes exactly (each epoch's shuffling and augmentation are
+seeded by (seed, epoch)), and stops with a clear message when the loss diverges.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, load_state_checked, save_checkpoint, write_json
+from .errors import CheckpointError, ConfigError, TrainingDiverged
+from .models import MODELS, model_name_of
+from .transforms import RECIPES
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "cosine", "onecycle")
+LOADERS = ("fast", "pil")
+DATASETS = ("cifar100", "stl10")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as the run's config.json."""
+
+    model: str = "convnet"
+    model_kwargs: dict = field(default_factory=dict)
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 10
+    transform: str = "q1.3"
+    loader: str = "fast"
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+    dataset: str = "cifar100"     # cifar100 or stl10
+    init_from: str = ""           # checkpoint to fine-tune from (head and fc1 replaced to fit the dataset)
+    compile: bool = False         # torch.compile the network (pays off for the Figure 6 net, even on CPU)
+
+    def validate(self, dataset_size: int | None = None) -> "TrainConfig":
+        """Returns self; raises ConfigError naming the bad setting and what is allowed."""
+        choices = {"model": MODELS, "optimizer": OPTIMIZERS, "transform": RECIPES, "loader": LOADERS,
+                   "schedule": SCHEDULES, "dataset": DATASETS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"learning rate must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if int(self.epochs) != self.epochs or self.epochs < 1:
+            raise ConfigError(f"epochs must be a whole number >= 1, got {self.epochs}")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise ConfigError(f"batch size must be a whole number >= 1, got {self.batch_size}")
+        if dataset_size is not None and self.batch_size > dataset_size:
+            raise ConfigError(f"batch size {self.batch_size} is larger than the training set ({dataset_size} "
+                              "images); choose a smaller one")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ConfigError(f"warm-up must be in [0, epochs), got {self.warmup_epochs}")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Returns a config from a dict, ignoring keys that are not config fields."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of a run: losses, accuracies in percent, learning rate and seconds per epoch."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def append(self, **values: float) -> None:
+        for name, value in values.items():
+            getattr(self, name).append(float(value))
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "History":
+        return cls(**{f.name: list(values.get(f.name, [])) for f in fields(cls)})
+
+
+def initialize_optimizer(net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9,
+                         weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Returns the named optimizer (sgd with momentum, adam, adamw, rmsprop, adagrad) over net's parameters."""
+    TrainConfig(optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay).validate()
+    params = net.parameters()
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+
+
+def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int) -> float:
+    """Returns the multiplier of the base learning rate at optimizer step `step` (0-based)."""
+    if schedule == "onecycle":  # linear up for 25 %, then linear down to 0
+        peak = max(1, int(0.25 * total_steps))
+        return (step + 1) / peak if step < peak else max(0.0, (total_steps - step) / (total_steps - peak))
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "cosine":
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def _model_device(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+@torch.no_grad()
+def predict(net: nn.Module, loader: Iterable) -> tuple[np.ndarray, np.ndarray, float]:
+    """Returns (predicted labels (N,), true labels (N,), mean cross-entropy) in eval mode."""
+    device, was_training = _model_device(net), net.training
+    net.eval()
+    predictions, targets, loss_sum = [], [], 0.0
+    for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        logits = net(images)
+        loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
+        predictions.append(logits.argmax(1).cpu())
+        targets.append(labels.cpu())
+    net.train(was_training)
+    predicted, true = torch.cat(predictions).numpy(), torch.cat(targets).numpy()
+    return predicted, true, loss_sum / max(1, len(true))
+
+
+def per_class_accuracy(predicted: np.ndarray, true: np.ndarray, num_classes: int) -> np.ndarray:
+    """Returns accuracy in percent per class, shape (num_classes,); NaN for classes absent from `true`."""
+    correct = np.bincount(true[predicted == true], minlength=num_classes).astype(float)
+    total = np.bincount(true, minlength=num_classes).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 100.0 * correct / total, np.nan)
+
+
+def confusion_matrix(predicted: np.ndarray, true: np.ndarray, num_classes: int) -> np.ndarray:
+    """Returns counts (num_classes, num_classes): row = true class, column = predicted class."""
+    return np.bincount(true * num_classes + predicted, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def valid(net: nn.Module, testloader: Iterable) -> float:
+    """Returns the test accuracy in percent (the course skeleton's `valid`)."""
+    predicted, true, _ = predict(net, testloader)
+    return 100.0 * float((predicted == true).mean())
+
+
+def valid_class(net: nn.Module, testloader: Iterable, classes: list[str]) -> dict[str, float]:
+    """Prints and returns the accuracy in percent of every class (the course skeleton's `valid_class`)."""
+    predicted, true, _ = predict(net, testloader)
+    accuracy = dict(zip(classes, per_class_accuracy(predicted, true, len(classes)).tolist()))
+    for name, value in accuracy.items():
+        print(f"Accuracy of {name:>15s}: {value:5.1f} %")
+    return accuracy
+
+
+def train(net: nn.Module, train_loader: Iterable, epochs: int, optimizer: torch.optim.Optimizer | None = None,
+          lr: float = 1e-3) -> list[float]:
+    """Trains with cross-entropy (Adam at `lr` unless an optimizer is given); prints and returns epoch losses."""
+    optimizer = optimizer or initialize_optimizer(net, "adam", lr)
+    losses = []
+    for epoch in range(1, epochs + 1):
+        loss, _ = _train_one_epoch(net, train_loader, optimizer, nn.CrossEntropyLoss(), epoch, lambda step: None)
+        print(f"epoch {epoch}/{epochs}: train loss {loss:.3f}")
+        losses.append(loss)
+    return losses
+
+
+def _train_one_epoch(net: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
+                     epoch: int, before_step: Callable[[int], None], progress: bool = False) -> tuple[float, float]:
+    """Returns (mean training loss, training accuracy in percent) of one pass over `loader`."""
+    device = _model_device(net)
+    net.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    batches = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
+    for step, (images, labels) in enumerate(batches):
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        before_step(step)
+        logits = net(images)
+        loss = loss_fn(logits, labels)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            lr = optimizer.param_groups[0]["lr"]
+            raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch}, step {step + 1} with learning rate "
+                                   f"{lr:g}; lower the learning rate (try {lr / 10:g})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss_value * len(labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+        if step % 20 == 0:
+            batches.set_postfix(loss=f"{loss_value:.3f}")
+    return loss_sum / max(1, seen), 100.0 * correct / max(1, seen)
+
+
+def _seed_epoch(loader: Iterable, seed: int, epoch: int) -> None:
+    """Makes epoch `epoch` draw the same shuffling and augmentation whether or not the run was resumed."""
+    torch.manual_seed(seed * 1_000_003 + epoch)
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    elif getattr(loader, "generator", None) is not None:
+        loader.generator.manual_seed(seed * 1_000_003 + epoch)
+
+
+def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: TrainConfig,
+        run_dir: Path | str | None = None, resume: bool = False, class_names: list[str] | None = None,
+        on_epoch_end: Callable[[History], None] | None = None, progress: bool = True) -> History:
+    """Trains `net` for `config.epochs`, evaluating on `test_loader` after each epoch; returns the History.
+
+    With `run_dir`, writes run_dir/checkpoint.pt (atomically, every epoch) and run_dir/metrics.json; with
+    `resume`, continues from that checkpoint. `on_epoch_end(history)` is called after each epoch (live plots).
+    """
+    config.validate()
+    runner = torch.compile(net) if config.compile else net   # shares parameters with `net`
+    optimizer = initialize_optimizer(net, config.optimizer, config.lr, config.momentum, config.weight_decay)
+    history, start_epoch = History(), 0
+    checkpoint_path = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
+    if resume and checkpoint_path is not None and checkpoint_path.is_file():
+        start_epoch, history = _restore(checkpoint_path, net, optimizer, config)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    steps_per_epoch = len(train_loader)
+    total_steps, warmup_steps = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
+
+    epochs = tqdm(range(start_epoch + 1, config.epochs + 1), desc="training", disable=not progress,
+                  initial=start_epoch, total=config.epochs)
+    for epoch in epochs:
+        def set_lr(step: int, offset: int = (epoch - 1) * steps_per_epoch) -> None:
+            factor = lr_factor(offset + step, total_steps, config.schedule, warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * factor
+
+        _seed_epoch(train_loader, config.seed, epoch)
+        started = time.perf_counter()
+        train_loss, train_acc = _train_one_epoch(runner, train_loader, optimizer, loss_fn, epoch, set_lr, progress)
+        predicted, true, test_loss = predict(runner, test_loader)
+        history.append(train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                       test_acc=100.0 * float((predicted == true).mean()),
+                       lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - started)
+        epochs.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{history.test_acc[-1]:.1f}%")
+        if checkpoint_path is not None:
+            _save(checkpoint_path, net, optimizer, config, epoch, history, class_names)
+        if on_epoch_end is not None:
+            on_epoch_end(history)
+    return history
+
+
+def _save(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, epoch: int,
+          history: History, class_names: list[str] | None) -> None:
+    save_checkpoint(path, {
+        "model_name": model_name_of(net), "model_kwargs": config.model_kwargs, "class_names": class_names,
+        "epoch": epoch, "model_state": net.state_dict(), "optimizer_name": config.optimizer,
+        "optimizer_state": optimizer.state_dict(), "rng_state": torch.get_rng_state(),
+        "history": history.as_dict(), "config": asdict(config),
+    })
+    write_json(path.parent / "metrics.json", {"history": history.as_dict()})
+
+
+def _restore(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig) -> tuple[int, History]:
+    """Loads model and optimizer state from a checkpoint; returns (completed epochs, history so far)."""
+    state = load_checkpoint(path)
+    saved = TrainConfig.from_dict(state.get("config", {}))
+    differing = [f.name for f in fields(TrainConfig)
+                 if f.name not in ("epochs", "compile") and getattr(saved, f.name) != getattr(config, f.name)]
+    if differing:
+        raise CheckpointError(f"cannot resume from {path}: its run used different settings ({', '.join(differing)}); "
+                              "use the same settings or a new run name")
+    load_state_checked(net, state["model_state"], str(path))
+    optimizer.load_state_dict(state["optimizer_state"])
+    return state["epoch"], History.from_dict(state["history"])

@@ -1,0 +1,62 @@
+"""The Q1.4 tuning panel: sliders and dropdowns around `run_experiment`, with a Train button and live curves."""
+from __future__ import annotations
+
+import ipywidgets as widgets
+from IPython.display import display
+from matplotlib import pyplot as plt
+
+from .config import by_mode
+from .errors import WorkbookError
+from .experiment import run_experiment
+from .models import MODELS
+from .train import OPTIMIZERS, History, TrainConfig
+from .transforms import RECIPES
+from .viz import plot_history
+
+
+class LivePlot:
+    """An `on_epoch_end` callback that redraws the loss and accuracy curves in place, once per epoch."""
+
+    def __init__(self, title: str = "") -> None:
+        self.title, self.handle = title, None
+
+    def __call__(self, history: History) -> None:
+        fig = plot_history({"run": history}, self.title)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+
+
+def train_and_plot(model: str, optimizer: str, lr: float, batch_size: int, epochs: int, weight_decay: float,
+                   momentum: float, transform: str) -> History | None:
+    """Trains one configuration on CIFAR-100 with live curves; returns its History (None if refused)."""
+    config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
+                         weight_decay=weight_decay, momentum=momentum, transform=transform)
+    live = LivePlot(f"{model}, {optimizer}, lr={lr:g}, batch {batch_size}, {transform}")
+    try:
+        result = run_experiment(config, on_epoch_end=live)
+    except WorkbookError as err:  # bad settings or divergence: one line, not a traceback
+        print(f"error: {err}")
+        return None
+    print(f"test accuracy after {result.history.epochs} epochs: {result.test_acc:.2f} %")
+    return result.history
+
+
+def make_training_ui() -> widgets.interactive:
+    """Returns the panel; press Train (or call `.update()`) to train with the chosen settings."""
+    style = {"description_width": "110px"}
+    return widgets.interactive(
+        train_and_plot, {"manual": True, "manual_name": "Train"},
+        model=widgets.Dropdown(options=list(MODELS), value="convnet", description="model", style=style),
+        optimizer=widgets.Dropdown(options=list(OPTIMIZERS), value="sgd", description="optimizer", style=style),
+        lr=widgets.FloatLogSlider(value=0.01, base=10, min=-4, max=0, step=0.25, description="learning rate",
+                                  style=style),
+        batch_size=widgets.Dropdown(options=[32, 64, 128, 256], value=128, description="batch size", style=style),
+        epochs=widgets.IntSlider(value=by_mode(5, 1), min=1, max=50, description="epochs", style=style),
+        weight_decay=widgets.Dropdown(options=[0.0, 1e-5, 1e-4, 5e-4, 1e-3], value=1e-4,
+                                      description="weight decay", style=style),
+        momentum=widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="momentum", style=style),
+        transform=widgets.Dropdown(options=list(RECIPES), value="q1.4", description="augmentation", style=style),
+    )

@@ -1,0 +1,71 @@
+"""Architectures, parameter counts and the fine-tuning surgery."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cv_helpers.errors import ConfigError
+from cv_helpers.models import (ConvNet, ConvNetBN, FourLayerNet, TwoLayerNet, adapt_for_finetuning, build_model,
+                               count_parameters, parameter_table)
+
+
+def test_f6_of_lenet_has_10164_parameters():
+    assert count_parameters(ConvNet(), "fc2") == 120 * 84 + 84 == 10_164
+
+
+def test_lenet_layer_sizes_match_figure_2():
+    net = ConvNet()
+    assert (net.conv1.in_channels, net.conv1.out_channels, net.conv1.kernel_size) == (3, 6, (5, 5))
+    assert (net.fc1.in_features, net.fc1.out_features, net.fc3.out_features) == (400, 120, 100)
+    assert isinstance(net.pool1, torch.nn.AvgPool2d)
+    assert count_parameters(net) == 456 + 2416 + 48120 + 10164 + 8500
+
+
+def test_two_layer_net_keeps_the_skeleton_layer_names():
+    net = TwoLayerNet(3 * 32 * 32, 64, 100)
+    assert count_parameters(net, "fc1") == 3072 * 64 + 64 and count_parameters(net, "fc2") == 64 * 100 + 100
+
+
+def test_figure_5_and_6_nets():
+    mlp = FourLayerNet()
+    assert [m.out_features for m in (mlp.fc1, mlp.fc2, mlp.fc3, mlp.fc4)] == [128, 128, 128, 100]
+    conv = ConvNetBN()
+    assert conv.fc1.in_features == 8192 and conv.fc1.out_features == 512
+    assert [name for name, _ in conv.named_children()].count("pool") == 1
+
+
+@pytest.mark.parametrize("net, side", [(TwoLayerNet(), 32), (FourLayerNet(), 32), (ConvNet(), 32),
+                                        (ConvNetBN(), 32)])
+def test_forward_gives_logits_and_features(net, side):
+    x = torch.randn(5, 3, side, side)
+    assert net(x).shape == (5, 100)
+    assert net.features(x).shape[0] == 5
+
+
+def test_finetuning_surgery_for_96px_figure_6():
+    net = ConvNetBN()
+    conv_weights = net.conv1.weight.clone()
+    adapt_for_finetuning(net, num_classes=5, input_size=96)
+    assert net.fc1.in_features == 73_728 and net.fc2.out_features == 5
+    assert torch.equal(net.conv1.weight, conv_weights)
+    assert net(torch.randn(2, 3, 96, 96)).shape == (2, 5)
+
+
+def test_finetuning_surgery_for_lenet_and_mlp():
+    lenet = adapt_for_finetuning(ConvNet(), 5, 96)
+    assert lenet.fc1.in_features == 16 * 21 * 21 and lenet.fc3.out_features == 5
+    mlp = adapt_for_finetuning(TwoLayerNet(), 5, 96)
+    assert mlp.fc1.in_features == 3 * 96 * 96 and mlp(torch.randn(1, 3, 96, 96)).shape == (1, 5)
+
+
+def test_parameter_table_lists_layers_with_weights():
+    rows = parameter_table(ConvNet())
+    assert [name for name, _, _ in rows] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert dict((n, c) for n, _, c in rows)["fc2"] == 10_164
+
+
+def test_unknown_model_and_layer_are_refused_with_choices():
+    with pytest.raises(ConfigError, match="choose one of mlp, convnet, mlp4, convnet-bn"):
+        build_model("resnet")
+    with pytest.raises(ConfigError, match="has no layer 'fc9'"):
+        count_parameters(ConvNet(), "fc9")

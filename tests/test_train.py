@@ -1,0 +1,163 @@
+"""Training loop, evaluation arithmetic, optimizer factory, divergence stop and exact resume."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cv_helpers.checkpoint import load_checkpoint
+from cv_helpers.errors import ConfigError, TrainingDiverged
+from cv_helpers.fast_loader import FastLoader
+from cv_helpers.fixtures import class_images
+from cv_helpers.models import ConvNet, TwoLayerNet
+from cv_helpers.train import (TrainConfig, confusion_matrix, fit, initialize_optimizer, lr_factor,
+                              per_class_accuracy, train, valid, valid_class)
+from cv_helpers.transforms import get_recipe
+
+
+def _loaders(num_classes: int = 4, per_class: int = 40, seed: int = 0, recipe: str = "none"):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(num_classes), per_class)
+    images = class_images(labels, 32, num_classes, rng)
+    test_labels = np.repeat(np.arange(num_classes), 10)
+    test_images = class_images(test_labels, 32, num_classes, rng)
+    return (FastLoader(images, labels, 16, shuffle=True, seed=seed, recipe=get_recipe(recipe)),
+            FastLoader(test_images, test_labels, 100))
+
+
+def test_per_class_accuracy_arithmetic():
+    true = np.array([0, 0, 0, 1, 1, 2])
+    predicted = np.array([0, 1, 0, 1, 1, 0])
+    accuracy = per_class_accuracy(predicted, true, num_classes=4)
+    assert accuracy[:3].tolist() == pytest.approx([200 / 3, 100.0, 0.0])
+    assert math.isnan(accuracy[3])                     # class 3 never occurs
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    matrix = confusion_matrix(np.array([0, 1, 0, 2]), np.array([0, 0, 1, 2]), 3)
+    assert matrix.tolist() == [[1, 1, 0], [1, 0, 0], [0, 0, 1]]
+
+
+def test_fit_learns_a_separable_problem_and_valid_agrees():
+    train_loader, test_loader = _loaders()
+    torch.manual_seed(0)
+    net = ConvNet(num_classes=4)
+    history = fit(net, train_loader, test_loader, TrainConfig(epochs=4, lr=3e-3, batch_size=16), progress=False)
+    assert history.epochs == 4 and history.train_loss[-1] < history.train_loss[0]
+    assert history.test_acc[-1] >= 90.0
+    assert valid(net, test_loader) == pytest.approx(history.test_acc[-1])
+
+
+def test_skeleton_train_and_valid_class(capsys):
+    train_loader, test_loader = _loaders()
+    torch.manual_seed(0)
+    net = TwoLayerNet(3 * 32 * 32, 32, 4)
+    losses = train(net, train_loader, epochs=3)
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    accuracy = valid_class(net, test_loader, ["a", "b", "c", "d"])
+    assert list(accuracy) == ["a", "b", "c", "d"]
+    assert "Accuracy of               a" in capsys.readouterr().out
+    assert np.mean(list(accuracy.values())) == pytest.approx(valid(net, test_loader))
+
+
+class _NaNInSecondEpoch:
+    """A loader whose images turn NaN in its second pass (divergence without a slow high-lr run)."""
+
+    def __init__(self, loader):
+        self.loader, self.passes = loader, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.passes += 1
+        for step, (images, labels) in enumerate(self.loader):
+            yield (images * float("nan") if self.passes == 2 and step == 2 else images), labels
+
+
+def test_divergence_stops_with_epoch_step_and_lr_and_keeps_last_checkpoint(tmp_path):
+    train_loader, test_loader = _loaders()
+    net = ConvNet(num_classes=4)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 3 with learning rate 0\.002"):
+        fit(net, _NaNInSecondEpoch(train_loader), test_loader, TrainConfig(epochs=3, lr=2e-3), run_dir=tmp_path,
+            progress=False)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in checkpoint["model_state"].values())
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    config = TrainConfig(epochs=3, lr=2e-3, transform="q1.3", optimizer="sgd", schedule="cosine")
+
+    def run(run_dir, stop_after=None):
+        torch.manual_seed(1)
+        net = ConvNet(num_classes=4)
+        train_loader, test_loader = _loaders(seed=3, recipe="q1.3")
+
+        def interrupt(history):
+            if history.epochs == stop_after:
+                raise KeyboardInterrupt
+
+        try:
+            fit(net, train_loader, test_loader, config, run_dir=run_dir, resume=True, on_epoch_end=interrupt,
+                progress=False)
+        except KeyboardInterrupt:
+            return None
+        return net
+
+    straight = run(tmp_path / "straight")
+    assert run(tmp_path / "resumed", stop_after=2) is None
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["epoch"] == 2
+    resumed = run(tmp_path / "resumed")
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+    resumed_history = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["history"]
+    straight_history = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")["history"]
+    for metric in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+        assert resumed_history[metric] == straight_history[metric], metric
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"lr": 0}, "learning rate must be a finite number > 0"),
+    ({"lr": -0.1}, "learning rate must be"),
+    ({"lr": float("nan")}, "learning rate must be"),
+    ({"lr": float("inf")}, "learning rate must be"),
+    ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
+    ({"weight_decay": -1e-4}, "weight decay must be >= 0"),
+    ({"epochs": 0}, "epochs must be a whole number >= 1"),
+    ({"batch_size": 0}, "batch size must be a whole number >= 1"),
+    ({"optimizer": "adamax"}, "unknown optimizer 'adamax'; choose one of sgd, adam, adamw, rmsprop, adagrad"),
+    ({"model": "vgg"}, "unknown model 'vgg'"),
+    ({"transform": "q9"}, "unknown transform 'q9'; choose one of none, q1.3"),
+])
+def test_invalid_settings_are_refused_before_training(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**settings).validate()
+
+
+def test_batch_larger_than_the_dataset_is_refused():
+    with pytest.raises(ConfigError, match="larger than the training set"):
+        TrainConfig(batch_size=500).validate(dataset_size=100)
+
+
+@pytest.mark.parametrize("name, cls", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam),
+                                       ("adamw", torch.optim.AdamW), ("rmsprop", torch.optim.RMSprop),
+                                       ("adagrad", torch.optim.Adagrad)])
+def test_initialize_optimizer_builds_each_kind_with_its_settings(name, cls):
+    optimizer = initialize_optimizer(ConvNet(), name, lr=0.02, momentum=0.8, weight_decay=1e-4)
+    assert isinstance(optimizer, cls)
+    group = optimizer.param_groups[0]
+    assert group["lr"] == 0.02 and group["weight_decay"] == 1e-4
+    if name in ("sgd", "rmsprop"):
+        assert group["momentum"] == 0.8
+
+
+def test_learning_rate_schedules():
+    assert [lr_factor(s, 100, "constant", 0) for s in (0, 99)] == [1.0, 1.0]
+    assert lr_factor(0, 100, "constant", 10) == pytest.approx(0.1)
+    assert lr_factor(24, 100, "onecycle", 0) == pytest.approx(1.0)
+    assert lr_factor(99, 100, "onecycle", 0) == pytest.approx(1 / 75)
+    assert lr_factor(0, 100, "cosine", 0) == pytest.approx(1.0)
+    assert lr_factor(50, 100, "cosine", 0) == pytest.approx(0.5)

@@ -1,0 +1,78 @@
+"""Figures: byte-stable files, valid t-SNE for any sample count, the plots draw what they are given."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib import pyplot as plt
+
+from cv_helpers.data import CIFAR100_loader
+from cv_helpers.train import History
+from cv_helpers.transforms import make_test_transform
+from cv_helpers.viz import (plot_confusion_matrix, plot_embedding, plot_history, plot_per_class_accuracy,
+                            save_figure, show_class_examples, tsne_embedding, tsne_perplexity)
+
+
+def _figure():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [2, 1, 3])
+    return fig
+
+
+def test_save_figure_writes_identical_pdf_and_png_bytes_twice(tmp_path):
+    first = [p.read_bytes() for p in save_figure(_figure(), "curve", tmp_path / "a")]
+    second = [p.read_bytes() for p in save_figure(_figure(), "curve", tmp_path / "b")]
+    assert first == second
+    assert first[0].startswith(b"%PDF") and first[1].startswith(b"\x89PNG")
+    assert b"mode=smoke" in first[0] and b"mode=smoke" in first[1]
+
+
+def test_perplexity_is_valid_for_tiny_and_large_samples():
+    assert tsne_perplexity(4) == 1.0
+    assert tsne_perplexity(31) == 10.0
+    assert tsne_perplexity(10_000) == 30.0
+
+
+@pytest.mark.parametrize("n", [5, 12, 60])
+def test_tsne_runs_for_any_sample_count_and_is_seeded(n):
+    features = np.random.default_rng(0).normal(size=(n, 8))
+    first, second = tsne_embedding(features, random_state=0), tsne_embedding(features, random_state=0)
+    assert first.shape == (n, 2) and np.allclose(first, second)
+
+
+def test_tsne_separates_well_separated_clusters():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 30)
+    features = rng.normal(size=(60, 10)) + labels[:, None] * 20
+    embedding = tsne_embedding(features)
+    centre_gap = np.linalg.norm(embedding[labels == 0].mean(0) - embedding[labels == 1].mean(0))
+    assert centre_gap > 3 * embedding[labels == 0].std(0).max()
+    fig = plot_embedding(embedding, labels, ["a", "b"], "t-SNE")
+    assert "no units" in fig.axes[0].get_xlabel()
+
+
+def test_history_plot_has_train_and_test_curves_per_run():
+    history = History(train_loss=[3, 2], train_acc=[10, 20], test_loss=[3.5, 2.5], test_acc=[8, 15])
+    fig = plot_history({"convnet": history, "mlp": history})
+    loss_ax, acc_ax = fig.axes
+    assert len(loss_ax.lines) == 4 and list(acc_ax.lines[1].get_ydata()) == [8, 15]
+
+
+def test_per_class_bars_compare_two_models_sorted():
+    fig = plot_per_class_accuracy({"a": np.array([10.0, 50.0, 30.0]), "b": np.array([5.0, 5.0, 5.0])},
+                                  ["x", "y", "z"], sort_by="a")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["y", "z", "x"]
+    assert len(ax.patches) == 6
+
+
+def test_confusion_matrix_shows_row_percentages():
+    fig = plot_confusion_matrix(np.array([[3, 1], [0, 4]]), ["cat", "dog"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["75", "25", "0", "100"]
+
+
+def test_class_examples_grid_has_a_row_per_class(data_root):
+    dataset = CIFAR100_loader(data_root, train=True, transform=make_test_transform())
+    fig = show_class_examples(dataset, [0, 1, 2], per_class=4)
+    assert len(fig.axes) == 12 and fig.axes[0].get_ylabel().startswith("0: ")
+    assert fig.axes[0].images[0].get_array().min() >= 0          # un-normalised to [0, 1]
