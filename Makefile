@@ -23,6 +23,7 @@ data: install
 
 report: data
 	$(PY) -m cv_helpers run-notebooks
+	$(PY) -m cv_helpers report-tables
 
 smoke-report: data
 	CV_HELPERS_SMOKE=1 $(PY) -m cv_helpers run-notebooks

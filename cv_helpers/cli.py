@@ -1,4 +1,7 @@
-"""Command line: `python -m cv_helpers {train,prepare-data,run-notebooks} ...`. Errors print as one line (exit 2)."""
+"""Command line: `python -m cv_helpers {train,prepare-data,run-notebooks,tune,tune-report} ...`.
+
+Errors print as one line (exit 2); Ctrl-C or SIGTERM keeps the last completed epoch (exit 130).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .config import data_dir, runs_dir
-from .errors import WorkbookError
+from .errors import ConfigError, WorkbookError
 from .presets import PRESETS, get_preset
 from .train import TrainConfig
 
@@ -95,6 +98,52 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tune_parsers(commands: argparse._SubParsersAction) -> None:
+    tune = commands.add_parser("tune", help="add Optuna trials to a study (several workers may share one)")
+    tune.add_argument("--study", required=True)
+    tune.add_argument("--trials", type=int, required=True)
+    tune.add_argument("--storage", default=None, help="SQLAlchemy URL (e.g. postgresql://...) or journal file "
+                                                     "(default runs/optuna-journal.log)")
+    tune.add_argument("--preset", choices=list(PRESETS), default=None, help="base recipe (default: LeNet ConvNet)")
+    tune.add_argument("--models", nargs="+", default=None, help="models to search (default: the preset's)")
+    tune.add_argument("--epochs", type=int, nargs="+", default=[5], help="epoch counts to search")
+    tune.add_argument("--seed", type=int, default=0, help="sampler seed")
+    tune.add_argument("--pruner", default="median", help="median or halving")
+    report = commands.add_parser("tune-report", help="write a study's trials table and plots to report/")
+    report.add_argument("--study", required=True)
+    report.add_argument("--storage", default=None)
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from .tune import SearchSpace, run_study
+
+    base = get_preset(args.preset) if args.preset else TrainConfig(model="convnet")
+    space = SearchSpace(models=tuple(args.models or [base.model]), epochs=tuple(args.epochs))
+    if args.trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {args.trials}")
+    study = run_study(args.study, args.trials, base, space, args.storage, args.seed, args.pruner)
+    best = study.best_trial if any(t.value is not None for t in study.trials) else None
+    print(f"study {args.study}: {len(study.trials)} trials" +
+          (f"; best {best.value:.2f} % with {best.params}" if best else ""))
+    return 0
+
+
+def _run_tune_report(args: argparse.Namespace) -> int:
+    from .tune import load_study, write_study_report
+
+    print(write_study_report(load_study(args.study, args.storage)))
+    return 0
+
+
+def _run_report_tables(args: argparse.Namespace) -> int:
+    from .report import build_report
+    from .results import write_results_table
+
+    print(write_results_table())
+    print(f"written {build_report()}")
+    return 0
+
+
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -106,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     _add_train_parser(commands)
     _add_prepare_parser(commands)
     _add_notebooks_parser(commands)
+    _add_tune_parsers(commands)
+    commands.add_parser("report-tables", help="build report/tables/results.{md,csv} from the run folders, then "
+                                              "report/report.md (refuses smoke-mode figures)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C: last checkpoint kept
-    handlers = {"train": _run_train, "prepare-data": _run_prepare, "run-notebooks": _run_notebooks}
+    handlers = {"train": _run_train, "prepare-data": _run_prepare, "run-notebooks": _run_notebooks,
+                "tune": _run_tune, "tune-report": _run_tune_report, "report-tables": _run_report_tables}
     try:
         return handlers[args.command](args)
     except WorkbookError as err:

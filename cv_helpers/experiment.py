@@ -1,7 +1,7 @@
 """One training run from a `TrainConfig`: data, loaders, network, `fit`, and the run folder's files.
 
-A run writes runs/<name>/config.json, metrics.json (per-epoch history, final and per-class accuracy, wall
-time, device, git revision) and checkpoint.pt.
+A run writes runs/<name>/config.json, metrics.json (per-epoch history, final and per-class accuracy, training
+time, device, seed, git revision, data source) and checkpoint.pt.
 """
 from __future__ import annotations
 
@@ -48,13 +48,20 @@ class RunResult:
         return self.history.test_acc[-1]
 
 
+def data_root_for(dataset: str, root: Path | str | None) -> Path | str | None:
+    """Returns the data folder of `dataset`: `root` if given; for STL-10 the real or generated one (announced)."""
+    if dataset != "stl10" or root is not None:
+        return root
+    root = stl10_root()
+    if stl10_source(root) != "real STL-10":
+        print(f"note: STL-10 from {root} is a generated fixture, not real images; for real STL-10 run "
+              "`python -m cv_helpers prepare-data --datasets stl10` (2.6 GB download)")
+    return root
+
+
 def load_splits(dataset: str, root: Path | str | None = None) -> tuple[ArraySplit, ArraySplit, str, list[str]]:
     """Returns (train split, test split, label key, class names) of 'cifar100' (fine labels) or 'stl10'."""
     if dataset == "stl10":
-        root = root if root is not None else stl10_root()
-        if stl10_source(root) != "real STL-10":
-            print(f"note: STL-10 from {root} is a generated fixture, not real images; for real STL-10 run "
-                  "`python -m cv_helpers prepare-data --datasets stl10` (2.6 GB download)")
         train, test = load_stl10(True, root), load_stl10(False, root)
         return train, test, "labels", train.meta["label_names"]
     train, test = load_cifar100(True, root), load_cifar100(False, root)
@@ -89,6 +96,11 @@ def build_network(config: TrainConfig, num_classes: int, image_size: int) -> tup
     return build_model(config.model, **kwargs), kwargs
 
 
+def data_source(dataset: str, root: Path | str | None) -> str:
+    """Returns what the run's data is: 'cifar100', 'real STL-10' or 'generated fixture'."""
+    return stl10_source(Path(root)) if dataset == "stl10" else "cifar100"
+
+
 def resolve_checkpoint(init_from: str) -> Path:
     """Returns the checkpoint path of `init_from`: a file path, or a run name under runs/ (smoke-prefixed in
     smoke mode)."""
@@ -119,12 +131,13 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
     config = replace(config, epochs=by_mode(config.epochs, min(config.epochs, 2)),
                      compile=by_mode(config.compile, False))
     device = torch.device(device) if device is not None else default_device()
+    root = data_root_for(config.dataset, root)
     train, test, label_key, class_names = load_splits(config.dataset, root)
     config.validate(dataset_size=len(train))
     seed_everything(config.seed)
     model, model_kwargs = build_network(config, len(class_names), train.images.shape[1])
     config.model_kwargs = model_kwargs
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
     train_loader, test_loader = make_loaders(config, train, test, label_key, device, root)
     run_dir = runs_dir() / run_name_for(run_name) if run_name else None
     if run_dir is not None:
@@ -140,7 +153,7 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
             "per_class_acc": dict(zip(class_names, per_class.tolist())),
             "train_seconds": sum(history.seconds),
             "device": device_description(device), "seed": config.seed, "git_revision": git_revision(),
-            "train_size": len(train), "test_size": len(test),
+            "train_size": len(train), "test_size": len(test), "data_source": data_source(config.dataset, root),
         })
     return RunResult(model, history, per_class, predicted, true, class_names, run_dir, config)
 

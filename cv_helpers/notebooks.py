@@ -6,14 +6,45 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import asyncio
+from queue import Empty
+
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError
 
 from .checkpoint import write_atomically
 from .config import REPO_ROOT, is_smoke, report_dir
 from .tables import save_table
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+CELL_TIMEOUT_SECONDS = 6 * 3600
+
+
+class PollingNotebookClient(NotebookClient):
+    """nbclient, but it waits for a cell's reply in 1 s slices.
+
+    nbclient blocks in `shell_channel.get_msg(timeout=None)` and can miss the reply of a cell that drives a widget
+    (jupyter/nbclient#312): the Q1.1 class browser then hangs until the cell timeout. Polling sees the reply.
+    """
+
+    async def _async_poll_for_reply(self, msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive):
+        deadline = time.monotonic() + (timeout or CELL_TIMEOUT_SECONDS)
+        while time.monotonic() < deadline:
+            try:
+                msg = await self.kc.shell_channel.get_msg(timeout=1)
+            except Empty:
+                await self._async_check_alive()
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                try:
+                    await asyncio.wait_for(task_poll_output_msg, self.iopub_timeout)
+                except (asyncio.TimeoutError, Empty):
+                    self.log.warning("Timeout waiting for IOPub output")
+                task_poll_kernel_alive.cancel()
+                return msg
+        task_poll_kernel_alive.cancel()
+        raise CellTimeoutError.error_from_timeout_and_cell("Cell timed out", timeout, cell)
 
 
 def run_notebooks(names: list[str] | None = None) -> Iterator[tuple[str, float]]:
@@ -25,7 +56,7 @@ def run_notebooks(names: list[str] | None = None) -> Iterator[tuple[str, float]]
     out_dir = report_dir() / "notebooks"
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
-        client = NotebookClient(notebook, timeout=None, kernel_name="python3",
+        client = PollingNotebookClient(notebook, timeout=CELL_TIMEOUT_SECONDS, kernel_name="python3",
                                 resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
         started = time.perf_counter()
         try:

@@ -11,8 +11,8 @@ from .config import report_dir
 
 
 def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}"
+    if isinstance(value, float):  # small values (learning rates, weight decay) keep three significant digits
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.1 or value != value else f"{value:.3g}"
     return str(value)
 
 

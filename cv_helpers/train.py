@@ -142,6 +142,17 @@ def _model_device(net: nn.Module) -> torch.device:
     return next(net.parameters()).device
 
 
+def _to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Moves a batch to `device`; on CUDA in channels_last layout (faster convolutions there, not on CPU)."""
+    layout = torch.channels_last if device.type == "cuda" and images.dim() == 4 else torch.preserve_format
+    return images.to(device, non_blocking=True, memory_format=layout)
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA only: on the course CPUs it was 5-15x slower."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 @torch.no_grad()
 def predict(net: nn.Module, loader: Iterable) -> tuple[np.ndarray, np.ndarray, float]:
     """Returns (predicted labels (N,), true labels (N,), mean cross-entropy) in eval mode."""
@@ -149,8 +160,9 @@ def predict(net: nn.Module, loader: Iterable) -> tuple[np.ndarray, np.ndarray, f
     net.eval()
     predictions, targets, loss_sum = [], [], 0.0
     for images, labels in loader:
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        logits = net(images)
+        images, labels = _to_device(images, device), labels.to(device, non_blocking=True)
+        with _autocast(device):
+            logits = net(images)
         loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
         predictions.append(logits.argmax(1).cpu())
         targets.append(labels.cpu())
@@ -207,10 +219,11 @@ def _train_one_epoch(net: nn.Module, loader: Iterable, optimizer: torch.optim.Op
     loss_sum, correct, seen = 0.0, 0, 0
     batches = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
     for step, (images, labels) in enumerate(batches):
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        images, labels = _to_device(images, device), labels.to(device, non_blocking=True)
         before_step(step)
-        logits = net(images)
-        loss = loss_fn(logits, labels)
+        with _autocast(device):
+            logits = net(images)
+        loss = loss_fn(logits.float(), labels)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             lr = optimizer.param_groups[0]["lr"]

@@ -135,3 +135,16 @@ def test_loader_covers_every_sample_once_per_epoch_in_a_seeded_order():
 def test_every_named_recipe_runs_on_96px_images():
     for recipe in RECIPES.values():
         assert BatchAugment(recipe)(_images(2, 96), _generator()).shape == (2, 3, 96, 96)
+
+
+@pytest.mark.parametrize("recipe", ["q1.3", "q2"])
+def test_geometric_steps_lose_as_many_pixels_as_the_torchvision_pipeline(recipe):
+    # On an all-white image every black output pixel was lost to rotation or crop padding: the two pipelines
+    # must lose the same share on average, and vary as much from image to image.
+    white = torch.full((1500, 3, 32, 32), 255, dtype=torch.uint8)
+    fast = unnormalize(BatchAugment(RECIPES[recipe])(white, _generator()))[:, 0].eq(0).float().mean(dim=(1, 2))
+    torch.manual_seed(0)
+    transform, pil_white = make_train_transform(recipe), Image.fromarray(np.full((32, 32, 3), 255, np.uint8))
+    pil = torch.stack([unnormalize(transform(pil_white))[0].eq(0).float().mean() for _ in range(1500)])
+    assert abs(fast.mean() - pil.mean()) < 0.01
+    assert abs(fast.std() - pil.std()) < 0.01

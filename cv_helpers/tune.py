@@ -1,0 +1,186 @@
+"""Q1.4 tuning with Optuna: the seed's knobs as a search space, pruned trials, storage shared by many workers.
+
+Storage: a journal file under runs/ by default (nothing to install), or any SQLAlchemy URL
+(`postgresql://user@host/db`) so that workers on several machines fill one study. Optuna gives every trial a
+unique number in the storage, so a second worker on the same study only adds trials.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+
+from .config import runs_dir
+from .errors import ConfigError, TrainingDiverged
+from .experiment import run_experiment
+from .models import MODELS
+from .train import OPTIMIZERS, History, TrainConfig
+from .transforms import RECIPES
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The knobs the seed tuned by hand; one-element choices fix a knob."""
+
+    models: tuple[str, ...] = ("convnet",)
+    optimizers: tuple[str, ...] = ("sgd", "adam", "rmsprop", "adagrad")
+    lr: tuple[float, float] = (1e-4, 0.5)                  # sampled on a log scale
+    batch_sizes: tuple[int, ...] = (64, 128)
+    weight_decay: tuple[float, float] = (1e-6, 1e-2)       # log scale
+    momentum: tuple[float, float] = (0.5, 0.99)
+    hidden_sizes: tuple[int, ...] = (64, 512)              # MLPs only
+    transforms: tuple[str, ...] = ("q1.3", "q1.4", "none")
+    epochs: tuple[int, ...] = (5,)
+
+    def validate(self) -> "SearchSpace":
+        """Returns self; raises ConfigError for empty choices, inverted ranges or unknown names."""
+        for name, allowed in (("models", MODELS), ("optimizers", OPTIMIZERS), ("transforms", RECIPES)):
+            values = getattr(self, name)
+            if not values:
+                raise ConfigError(f"search space: {name} is empty; give at least one of {', '.join(allowed)}")
+            unknown = [v for v in values if v not in allowed]
+            if unknown:
+                raise ConfigError(f"search space: unknown {name} {', '.join(map(str, unknown))}; "
+                                  f"choose from {', '.join(allowed)}")
+        for name in ("batch_sizes", "hidden_sizes", "epochs"):
+            values = getattr(self, name)
+            if not values or any(int(v) != v or v < 1 for v in values):
+                raise ConfigError(f"search space: {name} must be a non-empty list of whole numbers >= 1, got {values}")
+        for name, (low, high) in (("lr", self.lr), ("weight_decay", self.weight_decay), ("momentum", self.momentum)):
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise ConfigError(f"search space: {name} range ({low}, {high}) needs low <= high")
+        if self.lr[0] <= 0 or self.weight_decay[0] <= 0:
+            raise ConfigError("search space: lr and weight_decay ranges are log-scaled and must start above 0")
+        if not (0 <= self.momentum[0] and self.momentum[1] < 1):
+            raise ConfigError(f"search space: momentum range {self.momentum} must lie in [0, 1)")
+        return self
+
+
+def suggest_config(trial: optuna.Trial, space: SearchSpace, base: TrainConfig) -> TrainConfig:
+    """Returns `base` with the trial's choices for every knob of `space`."""
+    config = replace(base, model_kwargs=dict(base.model_kwargs),
+                     model=trial.suggest_categorical("model", space.models),
+                     optimizer=trial.suggest_categorical("optimizer", space.optimizers),
+                     lr=trial.suggest_float("lr", *space.lr, log=True),
+                     batch_size=trial.suggest_categorical("batch_size", space.batch_sizes),
+                     weight_decay=trial.suggest_float("weight_decay", *space.weight_decay, log=True),
+                     transform=trial.suggest_categorical("transform", space.transforms),
+                     epochs=trial.suggest_categorical("epochs", space.epochs))
+    if config.optimizer in ("sgd", "rmsprop"):
+        config.momentum = trial.suggest_float("momentum", *space.momentum)
+    if config.model.startswith("mlp"):
+        config.model_kwargs["hidden_size"] = trial.suggest_categorical("hidden_size", space.hidden_sizes)
+    return config
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """Returns the study storage: a journal file (default runs/optuna-journal.log or a *.log path), or an
+    SQLAlchemy URL. A storage that cannot be opened is a one-line ConfigError."""
+    url = url or str(runs_dir() / "optuna-journal.log")
+    try:
+        if "://" not in url:
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as err:  # SQLAlchemy and drivers raise many types; the user needs the URL and the reason
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot open study storage {url!r} ({reason}); check the URL, that the database "
+                          "server runs and that its driver is installed (psycopg2 for PostgreSQL)") from None
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """Returns the median pruner ('median') or successive halving ('halving')."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)  # epoch 1 is too noisy to judge
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    raise ConfigError(f"unknown pruner {name!r}; choose median or halving")
+
+
+def load_study(study_name: str, storage: str | None = None, seed: int = 0,
+               pruner: str = "median") -> optuna.Study:
+    """Returns the study (created if new) with a seeded TPE sampler; workers call this with the same name."""
+    return optuna.create_study(study_name=study_name, storage=open_storage(storage), direction="maximize",
+                               sampler=optuna.samplers.TPESampler(seed=seed), pruner=make_pruner(pruner),
+                               load_if_exists=True)
+
+
+def objective(trial: optuna.Trial, space: SearchSpace, base: TrainConfig) -> float:
+    """Trains one suggested configuration; reports test accuracy per epoch and is pruned when behind."""
+    config = suggest_config(trial, space, base)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+
+    def report(history: History) -> None:
+        trial.report(history.test_acc[-1], history.epochs)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    try:
+        result = run_experiment(config, on_epoch_end=report, progress=False)
+    except TrainingDiverged as err:
+        trial.set_user_attr("diverged", str(err))
+        raise optuna.TrialPruned() from None
+    return result.test_acc
+
+
+def run_study(study_name: str, trials: int, base: TrainConfig, space: SearchSpace = SearchSpace(),
+              storage: str | None = None, seed: int = 0, pruner: str = "median") -> optuna.Study:
+    """Validates the space, then adds `trials` trials to the study (shared with any other worker)."""
+    space.validate()
+    base.validate()
+    study = load_study(study_name, storage, seed, pruner)
+    study.optimize(lambda trial: objective(trial, space, base), n_trials=trials)
+    return study
+
+
+def trials_table(study: optuna.Study) -> tuple[list[str], list[list]]:
+    """Returns (headers, rows): one row per trial with its state, accuracy, parameters and worker."""
+    params = sorted({name for trial in study.trials for name in trial.params})
+    headers = ["trial", "state", "test accuracy (%)", "epochs run", *params, "worker"]
+    rows = []
+    for trial in study.trials:
+        accuracy = trial.value if trial.value is not None else (
+            trial.intermediate_values[max(trial.intermediate_values)] if trial.intermediate_values else float("nan"))
+        rows.append([trial.number, trial.state.name, accuracy, len(trial.intermediate_values),
+                     *[trial.params.get(p, "") for p in params], trial.user_attrs.get("worker", "")])
+    return headers, rows
+
+
+
+
+def write_study_report(study: optuna.Study) -> str:
+    """Writes report/tables/tune_<study>.{md,csv} and Optuna's plots to report/figures/; returns the table."""
+    import warnings
+
+    import numpy as np
+    from optuna.visualization import matplotlib as optuna_plots
+
+    from .tables import save_table
+    from .viz import save_figure
+
+    headers, rows = trials_table(study)
+    markdown = save_table(f"tune_{study.study_name}", headers, rows)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    plots = {"history": optuna_plots.plot_optimization_history, "parallel": optuna_plots.plot_parallel_coordinate,
+             "slice": optuna_plots.plot_slice, "intermediate": optuna_plots.plot_intermediate_values}
+    if len(complete) >= 2:
+        plots["importances"] = optuna_plots.plot_param_importances
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for name, plot in plots.items():
+            axes = plot(study)
+            save_figure(np.atleast_1d(axes).flat[0].figure, f"tune_{study.study_name}_{name}")
+    return markdown
+
+
+def ensure_trials(study_name: str, target: int, base: TrainConfig, space: SearchSpace = SearchSpace(),
+                  storage: str | None = None, seed: int = 0) -> optuna.Study:
+    """Returns the study after topping it up to `target` finished trials (a re-run adds nothing)."""
+    space.validate()
+    study = load_study(study_name, storage, seed)
+    missing = target - sum(t.state.is_finished() for t in study.trials)
+    return run_study(study_name, missing, base, space, storage, seed) if missing > 0 else study

@@ -1,0 +1,103 @@
+"""The command line as a student uses it: real child processes, one-line errors, SIGTERM and --resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cv_helpers.fixtures import make_fixture_data
+
+
+@pytest.fixture(scope="module")
+def fixture_env(tmp_path_factory) -> dict:
+    """Environment for a child process: generated data (500 CIFAR images), full mode, private runs folder."""
+    root = tmp_path_factory.mktemp("cli")
+    make_fixture_data(root / "data")
+    return {**os.environ, "CV_HELPERS_DATA": str(root / "data"), "CV_HELPERS_RUNS": str(root / "runs"),
+            "CV_HELPERS_SMOKE": "0", "OMP_NUM_THREADS": "1"}
+
+
+def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cv_helpers", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_train_writes_config_metrics_and_checkpoint(fixture_env):
+    result = _cli(fixture_env, "train", "--model", "convnet", "--epochs", "2", "--optimizer", "adam", "--lr", "1e-3",
+                  "--batch-size", "64", "--transform", "q1.3", "--run-name", "cli-run", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(fixture_env["CV_HELPERS_RUNS"]) / "cli-run"
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (config["model"], config["epochs"], config["lr"], config["transform"]) == ("convnet", 2, 1e-3, "q1.3")
+    assert len(metrics["history"]["test_acc"]) == 2 and len(metrics["per_class_acc"]) == 100
+    assert metrics["final_test_acc"] == metrics["history"]["test_acc"][-1]
+    assert (run_dir / "checkpoint.pt").is_file()
+    assert "cli-run: test accuracy" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "0"], "error: learning rate must be a finite number > 0, got 0.0"),
+    (["--lr", "nan"], "error: learning rate must be a finite number > 0, got nan"),
+    (["--batch-size", "100000"], "error: batch size 100000 is larger than the training set (500 images)"),
+    (["--momentum", "1.5", "--optimizer", "sgd"], "error: momentum must be in [0, 1), got 1.5"),
+    (["--epochs", "0"], "error: epochs must be a whole number >= 1, got 0"),
+    (["--transform", "fancy"], "error: unknown transform 'fancy'; choose one of none, q1.3, q1.4, q2, flip-crop"),
+])
+def test_bad_settings_give_one_line_and_exit_2(fixture_env, args, message):
+    result = _cli(fixture_env, "train", "--run-name", "bad", *args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]     # one line, no traceback
+    assert result.stderr.startswith(message)
+
+
+def test_missing_data_folder_is_one_line_naming_the_fix(fixture_env, tmp_path):
+    result = _cli({**fixture_env, "CV_HELPERS_DATA": str(tmp_path / "nothing")}, "train", "--run-name", "x")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "nothing/cifar100 does not exist" in result.stderr and "unpack.py" in result.stderr
+
+
+def test_finetuning_without_the_q1_checkpoint_says_what_creates_it(fixture_env):
+    result = _cli(fixture_env, "train", "--preset", "q2-finetune", "--run-name", "ft")
+    assert result.returncode == 2
+    assert "q1.4-convnet/checkpoint.pt does not exist; train the CIFAR-100 network first" in result.stderr
+    assert "Q1_4_tuning.ipynb" in result.stderr and "--preset q1.4-convnet" in result.stderr
+
+
+def _final_state(env: dict, run: str) -> tuple[dict, dict]:
+    checkpoint = torch.load(Path(env["CV_HELPERS_RUNS"]) / run / "checkpoint.pt", weights_only=False)
+    history = {k: v for k, v in checkpoint["history"].items() if k != "seconds"}
+    return checkpoint["model_state"], history
+
+
+def test_sigterm_mid_run_then_resume_ends_like_an_uninterrupted_run(fixture_env):
+    args = ["train", "--model", "convnet", "--epochs", "12", "--optimizer", "sgd", "--lr", "0.01",
+            "--transform", "q1.3", "--no-progress", "--run-name"]
+    assert _cli(fixture_env, *args, "straight").returncode == 0
+
+    child = subprocess.Popen([sys.executable, "-m", "cv_helpers", *args, "cut"], env=fixture_env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = Path(fixture_env["CV_HELPERS_RUNS"]) / "cut" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGTERM)                       # somewhere inside epoch 2 (or 3)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert "rerun the same command with --resume" in stderr
+    saved_epoch = torch.load(checkpoint, weights_only=False)["epoch"]
+    assert 1 <= saved_epoch < 12                            # consistent: a completed epoch, not the end
+
+    assert _cli(fixture_env, *args, "cut", "--resume").returncode == 0
+    straight_weights, straight_history = _final_state(fixture_env, "straight")
+    resumed_weights, resumed_history = _final_state(fixture_env, "cut")
+    assert resumed_history == straight_history
+    for name, value in straight_weights.items():
+        assert torch.equal(value, resumed_weights[name]), name

@@ -1,0 +1,51 @@
+"""One run end to end: both data paths, fine-tuning from a saved CIFAR-100 checkpoint, the run folder."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from cv_helpers.checkpoint import save_checkpoint
+from cv_helpers.experiment import build_network, run_experiment
+from cv_helpers.models import ConvNetBN
+from cv_helpers.train import TrainConfig
+
+
+def test_pil_path_trains_through_the_torchvision_transforms(data_root):
+    result = run_experiment(TrainConfig(model="convnet", loader="pil", epochs=1, transform="q1.3"), progress=False)
+    assert result.history.epochs == 1 and 0.0 <= result.test_acc <= 100.0
+    assert result.per_class.shape == (100,)
+
+
+def test_run_folder_records_config_metrics_and_provenance(data_root):
+    result = run_experiment(TrainConfig(model="mlp", epochs=3, batch_size=128), "provenance", progress=False)
+    assert result.run_dir.name == "smoke-provenance"                  # smoke runs never overwrite results
+    config = json.loads((result.run_dir / "config.json").read_text())
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert config["epochs"] == 2                                      # smoke mode: at most 2 epochs
+    assert config["model_kwargs"] == {"num_classes": 100, "input_size": 3072}
+    assert {"final_test_acc", "per_class_acc", "train_seconds", "device", "seed", "git_revision",
+            "data_source"} <= set(metrics)
+
+
+def test_finetuning_loads_the_cifar_checkpoint_and_adapts_it_to_stl10(tmp_path):
+    cifar_net = ConvNetBN()
+    save_checkpoint(tmp_path / "cifar.pt", {"model_name": "convnet-bn", "model_kwargs": {}, "class_names": None,
+                                            "epoch": 50, "model_state": cifar_net.state_dict()})
+    config = TrainConfig(model="convnet-bn", dataset="stl10", init_from=str(tmp_path / "cifar.pt"))
+    model, kwargs = build_network(config, num_classes=5, image_size=96)
+    assert torch.equal(model.conv2.weight, cifar_net.conv2.weight)
+    assert torch.equal(model.bn1.running_mean, cifar_net.bn1.running_mean)
+    assert model.fc1.in_features == 73_728 and model.fc2.out_features == 5
+    assert kwargs == {"num_classes": 5, "input_size": 96}
+    assert ConvNetBN(**kwargs).load_state_dict(model.state_dict())   # the fine-tuned checkpoint rebuilds
+
+
+def test_finetuning_run_on_the_generated_stl10(data_root, tmp_path):
+    save_checkpoint(tmp_path / "cifar.pt", {"model_name": "convnet-bn", "model_kwargs": {}, "class_names": None,
+                                            "epoch": 1, "model_state": ConvNetBN().state_dict()})
+    config = TrainConfig(model="convnet-bn", dataset="stl10", init_from=str(tmp_path / "cifar.pt"), epochs=1,
+                         optimizer="sgd", lr=0.01, batch_size=32, transform="q2")
+    result = run_experiment(config, progress=False)
+    assert result.class_names == ["car", "deer", "horse", "monkey", "truck"]
+    assert result.per_class.shape == (5,)

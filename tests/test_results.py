@@ -1,0 +1,77 @@
+"""The results registry reads run folders and summarises each protocol over seeds."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from matplotlib import pyplot as plt
+
+from cv_helpers.errors import WorkbookError
+from cv_helpers.report import SECTIONS, build_report
+from cv_helpers.results import load_runs, summarise, write_results_table
+from cv_helpers.viz import save_figure
+
+
+def _run(folder, name, accuracy, source="cifar100", epochs=10, seconds=120.0):
+    run_dir = folder / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"epochs": epochs, "seed": 0}))
+    (run_dir / "metrics.json").write_text(json.dumps({"final_test_acc": accuracy, "train_seconds": seconds,
+                                                      "device": "cpu (2 threads)", "data_source": source}))
+
+
+def test_protocol_rows_average_over_seeds_next_to_the_seed_report(tmp_path):
+    for name, accuracy in [("q1.3-convnet", 22.0), ("q1.3-convnet-seed1", 23.0), ("q1.3-convnet-seed2", 24.0)]:
+        _run(tmp_path, name, accuracy)
+    _run(tmp_path, "smoke-q1.3-convnet", 5.0)
+    _run(tmp_path, "q1.4-sweep-convnet-base", 14.0)            # not a protocol: left out
+    rows = summarise(load_runs(tmp_path))
+    assert len(rows) == 1
+    protocol, seed_number, mean, spread, seeds, epochs, minutes, device, data = rows[0]
+    assert (protocol, seed_number, mean, spread, seeds) == ("q1.3-convnet", "22.00", "23.00", "± 1.00", 3)
+    assert (epochs, minutes) == (10, "2.0")
+
+
+def test_runs_on_generated_stl10_publish_no_accuracy(tmp_path):
+    _run(tmp_path, "q2-finetune", 99.0, source="generated fixture")
+    row = summarise(load_runs(tmp_path))[0]
+    assert row[2] == "n/a (generated fixture only)" and row[-1] == "generated fixture"
+
+
+def test_unfinished_runs_are_not_results(tmp_path):
+    (tmp_path / "q1.3-mlp").mkdir()
+    (tmp_path / "q1.3-mlp" / "config.json").write_text("{}")
+    (tmp_path / "q1.3-mlp" / "metrics.json").write_text(json.dumps({"history": {}}))
+    assert load_runs(tmp_path) == []
+
+
+def test_results_table_is_written_as_markdown_and_csv(tmp_path, monkeypatch):
+    monkeypatch.setenv("CV_HELPERS_REPORT", str(tmp_path / "report"))
+    _run(tmp_path / "runs", "q1.4-mlp", 25.5)
+    markdown = write_results_table(tmp_path / "runs")
+    assert "| q1.4-mlp | 22.00 | 25.50 |" in markdown
+    assert (tmp_path / "report" / "tables" / "results.csv").read_text().startswith("protocol,seed report (%)")
+
+
+def test_report_refuses_smoke_figures(tmp_path, monkeypatch):
+    fig, _ = plt.subplots()
+    for _, _, figures, _ in SECTIONS:
+        for name, _ in figures:
+            save_figure(fig, name, tmp_path / "figures")        # conftest runs the tests in smoke mode
+    with pytest.raises(WorkbookError, match="comes from a smoke run; run `make report`"):
+        build_report(tmp_path)
+
+
+def test_report_numbers_figures_and_includes_tables(tmp_path, monkeypatch):
+    monkeypatch.setenv("CV_HELPERS_SMOKE", "0")
+    fig, _ = plt.subplots()
+    for _, _, figures, tables in SECTIONS:
+        for name, _ in figures:
+            save_figure(fig, name, tmp_path / "figures")
+        for table in tables:
+            (tmp_path / "tables").mkdir(exist_ok=True)
+            (tmp_path / "tables" / f"{table}.md").write_text(f"| {table} |\n")
+    text = build_report(tmp_path).read_text()
+    assert "*Figure 1: Training examples of classes 0-4" in text
+    assert text.count("![Figure") == sum(len(f) for _, _, f, _ in SECTIONS)
+    assert "| results |" in text
