@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 
 from .config import runs_dir
 from .errors import ConfigError, TrainingDiverged
@@ -85,11 +87,22 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
         if "://" not in url:
             Path(url).parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return _open_database(url)
     except Exception as err:  # SQLAlchemy and drivers raise many types; the user needs the URL and the reason
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"cannot open study storage {url!r} ({reason}); check the URL, that the database "
-                          "server runs and that its driver is installed (psycopg2 for PostgreSQL)") from None
+                          "server runs and that its driver is installed (PostgreSQL: pip install 'psycopg[binary]')") from None
+
+
+def _open_database(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Returns an RDB storage; retries when two workers create the tables of a new database at the same time."""
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except sqlalchemy.exc.IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
