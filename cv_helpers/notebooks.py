@@ -1,13 +1,11 @@
 """The main job: execute the four notebooks in order, headless, and keep the executed copies in report/."""
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from pathlib import Path
-from typing import Iterator
-
-import asyncio
 from queue import Empty
+from typing import Iterator
 
 import nbformat
 from nbclient import NotebookClient
@@ -57,7 +55,7 @@ def run_notebooks(names: list[str] | None = None) -> Iterator[tuple[str, float]]
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         client = PollingNotebookClient(notebook, timeout=CELL_TIMEOUT_SECONDS, kernel_name="python3",
-                                resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+                                       resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
         started = time.perf_counter()
         try:
             client.execute()

@@ -271,8 +271,10 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
     epochs = tqdm(range(start_epoch + 1, config.epochs + 1), desc="training", disable=not progress,
                   initial=start_epoch, total=config.epochs)
     for epoch in epochs:
-        def set_lr(step: int, offset: int = (epoch - 1) * steps_per_epoch) -> None:
-            factor = lr_factor(offset + step, total_steps, config.schedule, warmup_steps)
+        first_step = (epoch - 1) * steps_per_epoch
+
+        def set_lr(step: int) -> None:  # called before each optimizer step of this epoch
+            factor = lr_factor(first_step + step, total_steps, config.schedule, warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * factor
 
