@@ -1,4 +1,4 @@
-"""Command line: `python -m cv_helpers {train,prepare-data,run-notebooks,tune,tune-report} ...`.
+"""Command line: `python -m cv_helpers {train,prepare-data,run-notebooks,tune,tune-report,report-tables} ...`.
 
 Errors print as one line (exit 2); Ctrl-C or SIGTERM keeps the last completed epoch (exit 130).
 """
