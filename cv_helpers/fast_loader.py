@@ -18,6 +18,7 @@ from .transforms import MEAN, STD, Recipe
 # torchvision's sharpness kernel (PIL's SMOOTH filter): centre weight 5, neighbours 1, sum 13.
 _SMOOTH_KERNEL = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
 
+
 def _per_image(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
     """Returns a (n,) bool mask, True with probability p."""
     return torch.rand(n, generator=generator) < p

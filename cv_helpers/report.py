@@ -64,8 +64,9 @@ def build_report(folder: Path | None = None) -> Path:
             png = folder / "figures" / f"{name}.png"
             if not png.is_file():
                 raise WorkbookError(f"figure {png} is missing; run `make report` first")
-            if figure_mode(png) != "full":
-                raise WorkbookError(f"figure {png} comes from a {figure_mode(png)} run; run `make report` "
+            mode = figure_mode(png)
+            if mode != "full":
+                raise WorkbookError(f"figure {png} comes from a {mode} run; run `make report` "
                                     "(full mode) before building the report")
             number += 1
             lines += [f"![Figure {number}](figures/{name}.png)", "", f"*Figure {number}: {caption}*", ""]

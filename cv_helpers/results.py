@@ -40,8 +40,8 @@ class RunRecord:
 
 def load_runs(folder: Path | None = None) -> list[RunRecord]:
     """Returns every finished, non-smoke run under runs/ (those with a final accuracy), sorted by name."""
-    records = []
-    for run_dir in sorted((folder or runs_dir()).iterdir()) if (folder or runs_dir()).is_dir() else []:
+    folder, records = folder or runs_dir(), []
+    for run_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
         config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
         if run_dir.name.startswith("smoke-") or not (config_path.is_file() and metrics_path.is_file()):
             continue

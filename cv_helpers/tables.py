@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -12,7 +13,7 @@ from .config import report_dir
 
 def _cell(value) -> str:
     if isinstance(value, float):  # small values (learning rates, weight decay) keep three significant digits
-        return f"{value:.2f}" if value == 0 or abs(value) >= 0.1 or value != value else f"{value:.3g}"
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.1 or math.isnan(value) else f"{value:.3g}"
     return str(value)
 
 

@@ -10,18 +10,23 @@ import math
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import optuna
 import sqlalchemy
+from optuna.visualization import matplotlib as optuna_plots
 
 from .config import runs_dir
 from .errors import ConfigError, TrainingDiverged
 from .experiment import run_experiment
 from .models import MODELS
+from .tables import save_table
 from .train import OPTIMIZERS, History, TrainConfig
 from .transforms import RECIPES
+from .viz import save_figure
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,18 @@ def run_study(study_name: str, trials: int, base: TrainConfig, space: SearchSpac
     return study
 
 
+def ensure_trials(study_name: str, target: int, base: TrainConfig, space: SearchSpace = SearchSpace(),
+                  storage: str | None = None, seed: int = 0) -> optuna.Study:
+    """Returns the study after topping it up to `target` finished trials (a re-run adds nothing)."""
+    space.validate()
+    base.validate()
+    study = load_study(study_name, storage, seed)
+    missing = target - sum(t.state.is_finished() for t in study.trials)
+    if missing > 0:
+        study.optimize(lambda trial: objective(trial, space, base), n_trials=missing)
+    return study
+
+
 def trials_table(study: optuna.Study) -> tuple[list[str], list[list]]:
     """Returns (headers, rows): one row per trial with its state, accuracy, parameters and worker."""
     params = sorted({name for trial in study.trials for name in trial.params})
@@ -163,18 +180,8 @@ def trials_table(study: optuna.Study) -> tuple[list[str], list[list]]:
     return headers, rows
 
 
-
-
 def write_study_report(study: optuna.Study) -> str:
     """Writes report/tables/tune_<study>.{md,csv} and Optuna's plots to report/figures/; returns the table."""
-    import warnings
-
-    import numpy as np
-    from optuna.visualization import matplotlib as optuna_plots
-
-    from .tables import save_table
-    from .viz import save_figure
-
     headers, rows = trials_table(study)
     markdown = save_table(f"tune_{study.study_name}", headers, rows)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -189,11 +196,3 @@ def write_study_report(study: optuna.Study) -> str:
             save_figure(np.atleast_1d(axes).flat[0].figure, f"tune_{study.study_name}_{name}")
     return markdown
 
-
-def ensure_trials(study_name: str, target: int, base: TrainConfig, space: SearchSpace = SearchSpace(),
-                  storage: str | None = None, seed: int = 0) -> optuna.Study:
-    """Returns the study after topping it up to `target` finished trials (a re-run adds nothing)."""
-    space.validate()
-    study = load_study(study_name, storage, seed)
-    missing = target - sum(t.state.is_finished() for t in study.trials)
-    return run_study(study_name, missing, base, space, storage, seed) if missing > 0 else study
