@@ -1,4 +1,4 @@
-"""Command line: `python -m cv_helpers {train,prepare-data,run-notebooks,tune,tune-report,report-tables} ...`.
+"""Command line: `python -m cv_helpers {train,evaluate,prepare-data,run-notebooks,tune,tune-report,report-tables} ...`.
 
 Errors print as one line (exit 2); Ctrl-C or SIGTERM keeps the last completed epoch (exit 130).
 """
@@ -35,6 +35,8 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the network (default: as the preset says)")
+    parser.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="evaluate on each image and its mirror image (default: as the preset says)")
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -43,8 +45,9 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)
-    if args.compile is not None:
-        config.compile = args.compile
+    for switch in ("compile", "tta_flip"):
+        if getattr(args, switch) is not None:
+            setattr(config, switch, getattr(args, switch))
     if args.hidden_size is not None:
         config.model_kwargs["hidden_size"] = args.hidden_size
     return config
@@ -59,6 +62,25 @@ def _run_train(args: argparse.Namespace) -> int:
                             progress=not args.no_progress)
     print(f"{run_name}: test accuracy {result.test_acc:.2f} % after {result.history.epochs} epochs "
           f"({sum(result.history.seconds):.0f} s); files in {result.run_dir}")
+    return 0
+
+
+def _add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("evaluate", help="re-evaluate a finished run's checkpoint on the test split; "
+                                                  "writes runs/NAME/evaluation-{tta-flip,plain}.json")
+    parser.add_argument("run_name", help="run folder name under runs/")
+    parser.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=False,
+                        help="average each image's and its mirror image's class probabilities")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .experiment import evaluate_run
+
+    evaluation = evaluate_run(args.run_name, args.tta_flip, device=args.device)
+    how = "with" if args.tta_flip else "without"
+    print(f"{args.run_name}: test accuracy {evaluation['test_acc']:.2f} % {how} flip test-time augmentation "
+          f"(checkpoint of epoch {evaluation['checkpoint_epoch']})")
     return 0
 
 
@@ -84,7 +106,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 def _add_notebooks_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("run-notebooks", help="execute the notebooks headless (the main job); executed "
                                                        "copies go to report/notebooks/")
-    parser.add_argument("names", nargs="*", help="notebook file names or stems (default: all four, in order)")
+    parser.add_argument("names", nargs="*", help="notebook file names or stems (default: all five, in order)")
 
 
 def _run_notebooks(args: argparse.Namespace) -> int:
@@ -153,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cv_helpers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(commands)
+    _add_evaluate_parser(commands)
     _add_prepare_parser(commands)
     _add_notebooks_parser(commands)
     _add_tune_parsers(commands)
@@ -160,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                                               "report/report.md (refuses smoke-mode figures)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C: last checkpoint kept
-    handlers = {"train": _run_train, "prepare-data": _run_prepare, "run-notebooks": _run_notebooks,
+    handlers = {"train": _run_train, "evaluate": _run_evaluate, "prepare-data": _run_prepare, "run-notebooks": _run_notebooks,
                 "tune": _run_tune, "tune-report": _run_tune_report, "report-tables": _run_report_tables}
     try:
         return handlers[args.command](args)

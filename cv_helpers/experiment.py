@@ -22,12 +22,11 @@ from .data import ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, loa
 from .fast_loader import FastLoader
 from .fixtures import stl10_root, stl10_source
 from .models import adapt_for_finetuning, build_model, finetuned_kwargs
+from .presets import PRESETS, Q1_CONVNET_RUN
 from .train import History, TrainConfig, fit, per_class_accuracy, predict
 from .transforms import get_recipe, make_test_transform, make_train_transform
 
 EVAL_BATCH_SIZE = 1000
-Q1_CHECKPOINT_HINT = ("train the CIFAR-100 network first: run notebooks/Q1_4_tuning.ipynb or "
-                      "`python -m cv_helpers train --preset q1.4-convnet`")
 
 
 @dataclass
@@ -85,10 +84,18 @@ def make_loaders(config: TrainConfig, train: ArraySplit, test: ArraySplit, label
             DataLoader(test_set, EVAL_BATCH_SIZE, num_workers=0))
 
 
+def checkpoint_hint(init_from: str) -> str:
+    """Returns what a student runs to create the checkpoint that `init_from` names."""
+    command = (f"`python -m cv_helpers train --preset {init_from}`" if init_from in PRESETS
+               else f"train the run {init_from!r}")
+    notebook = "run notebooks/Q1_4_tuning.ipynb or " if init_from == Q1_CONVNET_RUN else ""
+    return f"train the CIFAR-100 network first: {notebook}{command}"
+
+
 def build_network(config: TrainConfig, num_classes: int, image_size: int) -> tuple[nn.Module, dict]:
     """Returns (network, the keyword arguments that rebuild it); fine-tunes from `config.init_from` if set."""
     if config.init_from:
-        model, state = model_from_checkpoint(resolve_checkpoint(config.init_from), hint=Q1_CHECKPOINT_HINT)
+        model, state = model_from_checkpoint(resolve_checkpoint(config.init_from), hint=checkpoint_hint(config.init_from))
         adapt_for_finetuning(model, num_classes, image_size)
         return model, finetuned_kwargs(state["model_name"], state["model_kwargs"], num_classes, image_size)
     kwargs = {**config.model_kwargs, "num_classes": num_classes}
@@ -121,6 +128,37 @@ def git_revision() -> str:
         return "unknown"
 
 
+def evaluation_file(run_dir: Path, tta_flip: bool) -> Path:
+    """Returns where `evaluate_run` writes a run's re-evaluation: evaluation-tta-flip.json or evaluation-plain.json."""
+    return run_dir / ("evaluation-tta-flip.json" if tta_flip else "evaluation-plain.json")
+
+
+def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | None = None,
+                 root: Path | str | None = None) -> dict:
+    """Re-evaluates a finished run's checkpoint on its test split, with or without flip test-time augmentation;
+    writes and returns {test_acc, test_loss, per_class_acc, tta_flip, checkpoint_epoch, ...} (see `evaluation_file`).
+
+    The same weights measured both ways give the accuracy change that the augmentation alone brings.
+    """
+    checkpoint = resolve_checkpoint(run_name)
+    model, state = model_from_checkpoint(checkpoint, hint=f"train it first: `python -m cv_helpers train "
+                                                          f"--run-name {run_name} ...`")
+    config = TrainConfig.from_dict(state["config"])
+    device = torch.device(device) if device is not None else default_device()
+    root = data_root_for(config.dataset, root)
+    train, test, label_key, class_names = load_splits(config.dataset, root)
+    _, test_loader = make_loaders(replace(config, loader="fast"), train, test, label_key, device, root)
+    predicted, true, test_loss = predict(model.to(device), test_loader, tta_flip)
+    evaluation = {
+        "test_acc": 100.0 * float((predicted == true).mean()), "test_loss": test_loss, "tta_flip": tta_flip,
+        "per_class_acc": dict(zip(class_names, per_class_accuracy(predicted, true, len(class_names)).tolist())),
+        "checkpoint_epoch": state["epoch"], "device": device_description(device), "git_revision": git_revision(),
+        "test_size": len(test), "data_source": data_source(config.dataset, root),
+    }
+    write_json(evaluation_file(checkpoint.parent, tta_flip), evaluation)
+    return evaluation
+
+
 def run_experiment(config: TrainConfig, run_name: str | None = None, resume: bool = False,
                    device: torch.device | str | None = None, root: Path | str | None = None,
                    on_epoch_end: Callable[[History], None] | None = None, progress: bool = True) -> RunResult:
@@ -145,7 +183,7 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
         write_json(run_dir / "config.json", asdict(config))
     history = fit(model, train_loader, test_loader, config, run_dir=run_dir, resume=resume,
                   class_names=class_names, on_epoch_end=on_epoch_end, progress=progress)
-    predicted, true, _ = predict(model, test_loader)
+    predicted, true, _ = predict(model, test_loader, config.tta_flip)
     per_class = per_class_accuracy(predicted, true, len(class_names))
     if run_dir is not None:
         write_json(run_dir / "metrics.json", {

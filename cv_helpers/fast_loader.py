@@ -105,12 +105,12 @@ class BatchAugment:
 
     @staticmethod
     def _sharpen(x: torch.Tensor, factor: float) -> torch.Tensor:
-        """Returns torchvision's adjust_sharpness: blend with a smoothed copy, borders untouched."""
-        kernel = _SMOOTH_KERNEL.to(x.device).expand(3, 1, 3, 3)
-        smooth = F.conv2d(x, kernel, groups=3)
-        blurred = x.clone()
-        blurred[:, :, 1:-1, 1:-1] = smooth
-        return (factor * x + (1.0 - factor) * blurred).clamp_(0.0, 1.0)
+        """Returns torchvision's adjust_sharpness, borders untouched: factor * x + (1 - factor) * smooth(x) is one
+        3x3 convolution with the kernel factor * identity + (1 - factor) * smooth, so one pass instead of four."""
+        kernel = (1.0 - factor) * _SMOOTH_KERNEL
+        kernel[1, 1] += factor
+        x[:, :, 1:-1, 1:-1] = F.conv2d(x, kernel.to(x.device).expand(3, 1, 3, 3), groups=3).clamp_(0.0, 1.0)
+        return x
 
 
 def normalize_batch(x: torch.Tensor) -> torch.Tensor:

@@ -119,16 +119,67 @@ class ConvNetBN(nn.Module):
         return self.fc2(self.features(x))
 
 
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution (no bias: BatchNorm follows) + BatchNorm + ReLU; keeps the spatial size."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class Residual(nn.Module):
+    """x -> x + conv_bn_relu(x): one convolution with an identity shortcut, (N, C, H, W) -> (N, C, H, W)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.block = conv_bn_relu(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ResConvNet5(nn.Module):
+    """The Q3 net: five 3x3 conv + BatchNorm + ReLU layers (the assignment's two plus the three extra the course
+    allows), two of them with identity shortcuts, max-pooling between stages and global max-pooling at the end.
+
+    (N, 3, 32, 32) -> conv1 w1 -> pool 16 -> conv2 w2 -> pool 8 -> res3 w2 -> conv4 w3 -> pool 4 -> res5 w3
+    -> global max -> (N, w3) -> fc classes. Global pooling makes it input-size agnostic: at 96x96 nothing but
+    the head changes (`input_size` is accepted for a uniform constructor).
+    """
+
+    HEAD, FIRST_FC = "fc", "fc"
+
+    def __init__(self, num_classes: int = 100, input_size: int = 32, widths: tuple[int, int, int] = (64, 192, 384)
+                 ) -> None:
+        super().__init__()
+        w1, w2, w3 = widths
+        self.conv1, self.conv2, self.res3 = conv_bn_relu(3, w1), conv_bn_relu(w1, w2), Residual(w2)
+        self.conv4, self.res5 = conv_bn_relu(w2, w3), Residual(w3)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc = nn.Linear(w3, num_classes)
+
+    def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.conv1(x))
+        x = self.res3(self.pool(self.conv2(x)))
+        x = self.res5(self.pool(self.conv4(x)))
+        return F.adaptive_max_pool2d(x, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_features(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": TwoLayerNet,
     "convnet": ConvNet,
     "mlp4": FourLayerNet,
     "convnet-bn": ConvNetBN,
+    "resconvnet5": ResConvNet5,
 }
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
-    """Returns a new network by registry name (mlp, convnet, mlp4, convnet-bn) with its keyword arguments."""
+    """Returns a new network by registry name (mlp, convnet, mlp4, convnet-bn, resconvnet5) with its keyword arguments."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](**kwargs)

@@ -1,4 +1,4 @@
-"""The main job: execute the four notebooks in order, headless, and keep the executed copies in report/."""
+"""The main job: execute the five notebooks in order, headless, and keep the executed copies in report/."""
 from __future__ import annotations
 
 import asyncio

@@ -43,6 +43,15 @@ SECTIONS = [
       ("q2_tsne_cifar100_real", "t-SNE of the CIFAR-100 ConvNet's features on real test images: classes 0-4 "
        "and the 20 superclasses.")],
      []),
+    ("Q3 A stronger recipe", "Within the course's rules (hand-written layers, at most five convolutions, CIFAR-100 "
+     "and STL-10 only): better optimisation for the Figure 5 MLP and the Figure 6 net, then the five-convolution "
+     "`ResConvNet5` (two identity shortcuts, global max-pooling), all evaluated with flip test-time augmentation. "
+     "The ladder table pairs saved runs that differ in one change.",
+     [("q3_improved_curves", "Loss and accuracy per epoch of the three improved recipes (dashed: train, solid: "
+       "test with flip TTA)."),
+      ("q3_per_class_accuracy", "Test accuracy per class of the Figure 6 net and the Q3 net, sorted by the Q3 "
+       "net's.")],
+     ["q3_improved_results", "q3_flip_tta", "what_worked"]),
     ("Results", "Every number comes from a saved run (`runs/<name>/config.json`, `metrics.json`).", [],
      ["results"]),
 ]

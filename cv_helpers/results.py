@@ -3,6 +3,9 @@
 A protocol is a preset's name; its runs are named after it, with an optional seed suffix: q1.3-convnet,
 q1.3-convnet-seed1 and q1.3-convnet-seed2 are three seeds of q1.3-convnet. Smoke runs (smoke-*) never enter the
 table, and accuracies on generated data are not reported.
+
+`WHAT_WORKED` is the ladder from the seed's recipes to ours, one change at a time, each measured by two saved runs
+(or a run and its re-evaluation, `python -m cv_helpers evaluate`).
 """
 from __future__ import annotations
 
@@ -68,10 +71,72 @@ def summarise(records: list[RunRecord]) -> list[list]:
     return rows
 
 
+@dataclass(frozen=True)
+class Change:
+    """One rung of the ladder: `before` and `after` name a run (its final accuracy) or `run:plain` /
+    `run:tta-flip` (its checkpoint re-evaluated without / with flip test-time augmentation)."""
+
+    change: str
+    before: str
+    after: str
+    why: str
+
+
+WHAT_WORKED = [
+    Change("Figure 5 MLP: AdamW (decay 0.05), one-cycle lr 2e-3, label smoothing 0.1, 30 epochs; seed's "
+           "augmentation kept", "q1.4-mlp", "ablation-mlp-recipe",
+           "decoupled weight decay and an annealed learning rate let a higher rate train without noise at the end"),
+    Change("Figure 5 MLP: no augmentation instead of flip + crop + colour jitter", "ablation-mlp-recipe",
+           "ablation-mlp-no-augmentation",
+           "an MLP has no translation invariance: each shifted copy is a new pattern to fit, so it underfits"),
+    Change("Figure 5 MLP: horizontal flip only", "ablation-mlp-no-augmentation", "q1.4-mlp-plus:plain",
+           "a mirrored photo is as likely as the original and moves no pixel content across the image"),
+    Change("Figure 5 MLP: flip test-time augmentation (same weights)", "q1.4-mlp-plus:plain", "q1.4-mlp-plus",
+           "averaging the image's and its mirror's probabilities cancels part of the left-right errors"),
+    Change("Figure 6 net: one-cycle lr (peak 0.05), label smoothing 0.1, weight decay 5e-4, flip + crop only, "
+           "batch 64; same 15 epochs", "q1.4-convnet", "q1.4-convnet-plus:plain",
+           "a warm-up allows a 5x higher peak rate and annealing to 0 settles the weights; the net under-fits at 15 "
+           "epochs, so twice the updates and no colour jitter help"),
+    Change("Figure 6 net: flip test-time augmentation (same weights)", "q1.4-convnet-plus:plain",
+           "q1.4-convnet-plus", "as for the MLP"),
+    Change("Q3: five convolutions (two with identity shortcuts), max-pooling, global max-pooling; lr 0.1, "
+           "20 epochs", "q1.4-convnet-plus", "q3-best",
+           "three more 3x3 layers see larger contexts; the shortcuts keep them easy to optimise; global pooling "
+           "replaces the 4.2M-parameter fc1 that over-fits"),
+    Change("Q3 net: flip test-time augmentation (same weights)", "q3-best:plain", "q3-best", "as for the MLP"),
+]
+
+
+def measured_accuracy(reference: str, folder: Path | None = None) -> float | None:
+    """Returns the test accuracy (%) that `reference` names (see `Change`), or None if it was not measured."""
+    folder = folder or runs_dir()
+    run_name, _, evaluation = reference.partition(":")
+    path = folder / run_name / (f"evaluation-{evaluation}.json" if evaluation else "metrics.json")
+    if not path.is_file():
+        return None
+    values = json.loads(path.read_text())
+    accuracy = values.get("test_acc" if evaluation else "final_test_acc")
+    return None if accuracy is None else float(accuracy)
+
+
+def what_worked(folder: Path | None = None) -> list[list]:
+    """Returns one row per measured change: change, before (%), after (%), delta (points), why."""
+    rows = []
+    for step in WHAT_WORKED:
+        before, after = measured_accuracy(step.before, folder), measured_accuracy(step.after, folder)
+        if before is not None and after is not None:
+            rows.append([step.change, f"{before:.2f}", f"{after:.2f}", f"{after - before:+.2f}", step.why])
+    return rows
+
+
+WHAT_WORKED_HEADERS = ["change", "before (%)", "after (%)", "delta (points)", "why"]
+
 HEADERS = ["protocol", "seed report (%)", "ours (%)", "spread", "seeds", "epochs", "minutes per run", "device",
            "data"]
 
 
 def write_results_table(folder: Path | None = None) -> str:
-    """Writes report/tables/results.md and .csv from the run folders; returns the Markdown."""
+    """Writes report/tables/results.md and .csv, and what_worked.md and .csv, from the run folders; returns the
+    results Markdown."""
+    save_table("what_worked", WHAT_WORKED_HEADERS, what_worked(folder))
     return save_table("results", HEADERS, summarise(load_runs(folder)))

@@ -48,6 +48,7 @@ class TrainConfig:
     dataset: str = "cifar100"     # cifar100 or stl10
     init_from: str = ""           # checkpoint to fine-tune from (head and fc1 replaced to fit the dataset)
     compile: bool = False         # torch.compile the network (pays off for the Figure 6 net, even on CPU)
+    tta_flip: bool = False        # evaluate on each image and its mirror image, averaging the class probabilities
 
     def validate(self, dataset_size: int | None = None) -> "TrainConfig":
         """Returns self; raises ConfigError naming the bad setting and what is allowed."""
@@ -153,18 +154,29 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def _log_probabilities(net: nn.Module, images: torch.Tensor, tta_flip: bool) -> torch.Tensor:
+    """Returns log class probabilities (N, classes); with `tta_flip`, of the mean over images (N, 3, H, W) and
+    their horizontal mirror images."""
+    with _autocast(_model_device(net)):
+        log_probs = net(images).float().log_softmax(1)
+        if tta_flip:
+            mirrored = net(images.flip(-1)).float().log_softmax(1)
+            log_probs = torch.logaddexp(log_probs, mirrored) - math.log(2)
+    return log_probs
+
+
 @torch.no_grad()
-def predict(net: nn.Module, loader: Iterable) -> tuple[np.ndarray, np.ndarray, float]:
-    """Returns (predicted labels (N,), true labels (N,), mean cross-entropy) in eval mode."""
+def predict(net: nn.Module, loader: Iterable, tta_flip: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """Returns (predicted labels (N,), true labels (N,), mean cross-entropy) in eval mode; `tta_flip` averages the
+    class probabilities of each image and its mirror image (flip test-time augmentation)."""
     device, was_training = _model_device(net), net.training
     net.eval()
     predictions, targets, loss_sum = [], [], 0.0
     for images, labels in loader:
         images, labels = _to_device(images, device), labels.to(device, non_blocking=True)
-        with _autocast(device):
-            logits = net(images)
-        loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
-        predictions.append(logits.argmax(1).cpu())
+        log_probs = _log_probabilities(net, images, tta_flip)
+        loss_sum += nn.functional.nll_loss(log_probs, labels, reduction="sum").item()
+        predictions.append(log_probs.argmax(1).cpu())
         targets.append(labels.cpu())
     net.train(was_training)
     predicted, true = torch.cat(predictions).numpy(), torch.cat(targets).numpy()
@@ -281,7 +293,7 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
         _seed_epoch(train_loader, config.seed, epoch)
         started = time.perf_counter()
         train_loss, train_acc = _train_one_epoch(runner, train_loader, optimizer, loss_fn, epoch, set_lr, progress)
-        predicted, true, test_loss = predict(runner, test_loader)
+        predicted, true, test_loss = predict(runner, test_loader, config.tta_flip)
         history.append(train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                        test_acc=100.0 * float((predicted == true).mean()),
                        lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - started)

@@ -42,8 +42,12 @@ RECIPES: dict[str, Recipe] = {
     "q1.4": Recipe(hflip=0.5, crop_padding=4, brightness=0.2, contrast=0.2, saturation=0.2),
     # Q2 (Table 3): horizontal flip, rotation.
     "q2": Recipe(hflip=0.5, rotation=10.0),
+    # Horizontal flip only: the one augmentation that helps an MLP (it has no translation invariance to learn).
+    "flip": Recipe(hflip=0.5),
     # Flip and crop only: the standard CIFAR recipe, used by the improved presets.
     "flip-crop": Recipe(hflip=0.5, crop_padding=4),
+    # The same for 96x96 STL-10 images: padding scaled with the image (4 px at 32 -> 12 px at 96).
+    "flip-crop-96": Recipe(hflip=0.5, crop_padding=12),
 }
 
 

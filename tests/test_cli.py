@@ -71,6 +71,19 @@ def test_finetuning_without_the_q1_checkpoint_says_what_creates_it(fixture_env):
     assert "Q1_4_tuning.ipynb" in result.stderr and "--preset q1.4-convnet" in result.stderr
 
 
+def test_evaluate_re_measures_a_run_and_names_a_missing_one(fixture_env):
+    trained = _cli(fixture_env, "train", "--model", "mlp", "--epochs", "1", "--run-name", "to-evaluate",
+                   "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    result = _cli(fixture_env, "evaluate", "to-evaluate")
+    metrics = json.loads((Path(fixture_env["CV_HELPERS_RUNS"]) / "to-evaluate" / "metrics.json").read_text())
+    assert result.returncode == 0, result.stderr
+    assert f"test accuracy {metrics['final_test_acc']:.2f} % without flip" in result.stdout
+    missing = _cli(fixture_env, "evaluate", "nothing-here", "--tta-flip")
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert "nothing-here/checkpoint.pt does not exist; train it first" in missing.stderr
+
+
 def _final_state(env: dict, run: str) -> tuple[dict, dict]:
     checkpoint = torch.load(Path(env["CV_HELPERS_RUNS"]) / run / "checkpoint.pt", weights_only=False)
     history = {k: v for k, v in checkpoint["history"].items() if k != "seconds"}

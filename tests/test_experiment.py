@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from cv_helpers.checkpoint import save_checkpoint
-from cv_helpers.experiment import build_network, run_experiment
+from cv_helpers.errors import CheckpointError
+from cv_helpers.experiment import build_network, evaluate_run, run_experiment
+from cv_helpers.presets import get_preset
 from cv_helpers.models import ConvNetBN
 from cv_helpers.train import TrainConfig
 
@@ -48,4 +51,32 @@ def test_finetuning_run_on_the_generated_stl10(data_root, tmp_path):
                          optimizer="sgd", lr=0.01, batch_size=32, transform="q2")
     result = run_experiment(config, progress=False)
     assert result.class_names == ["car", "deer", "horse", "monkey", "truck"]
+    assert result.per_class.shape == (5,)
+
+
+def test_evaluate_run_measures_the_same_weights_with_and_without_flip_tta(data_root):
+    result = run_experiment(TrainConfig(model="convnet", epochs=1, batch_size=64, tta_flip=True), "evaluated",
+                            progress=False)
+    with_tta, plain = evaluate_run("evaluated", tta_flip=True), evaluate_run("evaluated", tta_flip=False)
+    assert with_tta["test_acc"] == pytest.approx(result.test_acc)     # the run itself evaluated with TTA
+    assert with_tta["test_loss"] == pytest.approx(result.history.test_loss[-1], rel=1e-5)
+    assert plain["test_loss"] != pytest.approx(with_tta["test_loss"], rel=1e-5)
+    saved = json.loads((result.run_dir / "evaluation-plain.json").read_text())
+    assert saved["test_acc"] == plain["test_acc"] and saved["checkpoint_epoch"] == 1 and not saved["tta_flip"]
+    assert len(saved["per_class_acc"]) == 100 and saved["data_source"] == "cifar100"
+    with pytest.raises(CheckpointError, match="does not exist; train it first"):
+        evaluate_run("never-trained", tta_flip=True)
+
+
+def test_improved_q2_recipe_fine_tunes_the_q3_net_on_the_generated_stl10(data_root):
+    missing = get_preset("q2-finetune-plus")
+    with pytest.raises(CheckpointError, match=r"train the CIFAR-100 network first: `python -m cv_helpers train "
+                                              r"--preset q3-best`"):
+        run_experiment(missing, progress=False)
+    cifar = run_experiment(get_preset("q3-best"), "q3-best", progress=False)
+    model, kwargs = build_network(get_preset("q2-finetune-plus"), num_classes=5, image_size=96)
+    assert torch.equal(model.res5.block[0].weight, cifar.model.res5.block[0].weight)
+    assert model.fc.out_features == 5 and kwargs["widths"] == [64, 192, 384]
+    result = run_experiment(get_preset("q2-finetune-plus"), "q2-finetune-plus", progress=False)
+    assert result.class_names == ["car", "deer", "horse", "monkey", "truck"] and result.history.epochs == 2
     assert result.per_class.shape == (5,)

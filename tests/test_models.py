@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.models import (ConvNet, ConvNetBN, FourLayerNet, TwoLayerNet, adapt_for_finetuning, build_model,
-                               count_parameters, parameter_table)
+from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, ResConvNet5, TwoLayerNet,
+                               adapt_for_finetuning, build_model, count_parameters, parameter_table)
+from cv_helpers.presets import PRESETS
 
 
 def test_f6_of_lenet_has_10164_parameters():
@@ -35,7 +36,7 @@ def test_figure_5_and_6_nets():
 
 
 @pytest.mark.parametrize("net, side", [(TwoLayerNet(), 32), (FourLayerNet(), 32), (ConvNet(), 32),
-                                        (ConvNetBN(), 32)])
+                                        (ConvNetBN(), 32), (ResConvNet5(), 32), (ResConvNet5(), 96)])
 def test_forward_gives_logits_and_features(net, side):
     x = torch.randn(5, 3, side, side)
     assert net(x).shape == (5, 100)
@@ -58,6 +59,26 @@ def test_finetuning_surgery_for_lenet_and_mlp():
     assert mlp.fc1.in_features == 3 * 96 * 96 and mlp(torch.randn(1, 3, 96, 96)).shape == (1, 5)
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_network_keeps_the_course_rule_of_at_most_five_convolutions(name):
+    # the assignment's nets have two; the course allows at most three more
+    convolutions = [m for m in build_model(name).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convolutions) <= 5
+
+
+def test_q3_net_has_five_convolutions_two_shortcuts_and_fits_any_input_size():
+    net = build_model("resconvnet5", **PRESETS["q3-best"].model_kwargs)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 5
+    x = torch.randn(2, 192, 8, 8)
+    net.eval()
+    assert torch.allclose(net.res3(x), x + net.res3.block(x))          # identity shortcut
+    assert net.features(torch.randn(2, 3, 32, 32)).shape == (2, 384)
+    head = net.fc
+    adapt_for_finetuning(net, num_classes=5, input_size=96)
+    assert net.fc is not head and (net.fc.in_features, net.fc.out_features) == (384, 5)
+    assert net(torch.randn(2, 3, 96, 96)).shape == (2, 5)
+
+
 def test_parameter_table_lists_layers_with_weights():
     rows = parameter_table(ConvNet())
     assert [name for name, _, _ in rows] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
@@ -65,7 +86,7 @@ def test_parameter_table_lists_layers_with_weights():
 
 
 def test_unknown_model_and_layer_are_refused_with_choices():
-    with pytest.raises(ConfigError, match="choose one of mlp, convnet, mlp4, convnet-bn"):
+    with pytest.raises(ConfigError, match="choose one of mlp, convnet, mlp4, convnet-bn, resconvnet5"):
         build_model("resnet")
     with pytest.raises(ConfigError, match="has no layer 'fc9'"):
         count_parameters(ConvNet(), "fc9")

@@ -9,9 +9,9 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_four_notebooks_exist():
+def test_the_five_notebooks_exist():
     assert [p.name.split("_")[0] + "_" + p.name.split("_")[1] for p in NOTEBOOKS] == [
-        "Q1_1", "Q1_2-3", "Q1_4", "Q2_stl10"]
+        "Q1_1", "Q1_2-3", "Q1_4", "Q2_stl10", "Q3_best"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -8,7 +8,7 @@ from matplotlib import pyplot as plt
 
 from cv_helpers.errors import WorkbookError
 from cv_helpers.report import SECTIONS, build_report
-from cv_helpers.results import load_runs, summarise, write_results_table
+from cv_helpers.results import WHAT_WORKED, load_runs, measured_accuracy, summarise, what_worked, write_results_table
 from cv_helpers.viz import save_figure
 
 
@@ -43,6 +43,32 @@ def test_unfinished_runs_are_not_results(tmp_path):
     (tmp_path / "q1.3-mlp" / "config.json").write_text("{}")
     (tmp_path / "q1.3-mlp" / "metrics.json").write_text(json.dumps({"history": {}}))
     assert load_runs(tmp_path) == []
+
+
+def test_what_worked_rows_pair_two_measurements_and_skip_unmeasured_changes(tmp_path):
+    first = WHAT_WORKED[0]
+    _run(tmp_path, first.before, 22.35)
+    _run(tmp_path, first.after, 25.10)
+    rows = what_worked(tmp_path)
+    assert len(rows) == 1                                     # the other changes have no runs here
+    change, before, after, delta, why = rows[0]
+    assert (change, before, after, delta) == (first.change, "22.35", "25.10", "+2.75") and why == first.why
+
+
+def test_measured_accuracy_reads_a_run_or_its_re_evaluation(tmp_path):
+    _run(tmp_path, "some-run", 55.0)
+    (tmp_path / "some-run" / "evaluation-plain.json").write_text(json.dumps({"test_acc": 54.2}))
+    assert measured_accuracy("some-run", tmp_path) == 55.0
+    assert measured_accuracy("some-run:plain", tmp_path) == 54.2
+    assert measured_accuracy("some-run:tta-flip", tmp_path) is None
+    assert measured_accuracy("other-run", tmp_path) is None
+
+
+def test_every_change_names_runs_of_the_registry():
+    for step in WHAT_WORKED:
+        for reference in (step.before, step.after):
+            run_name, _, evaluation = reference.partition(":")
+            assert evaluation in ("", "plain", "tta-flip") and run_name
 
 
 def test_results_table_is_written_as_markdown_and_csv(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from cv_helpers.fast_loader import FastLoader
 from cv_helpers.fixtures import class_images
 from cv_helpers.models import ConvNet, TwoLayerNet
 from cv_helpers.train import (TrainConfig, confusion_matrix, fit, initialize_optimizer, lr_factor,
-                              per_class_accuracy, train, valid, valid_class)
+                              per_class_accuracy, predict, train, valid, valid_class)
 from cv_helpers.transforms import get_recipe
 
 
@@ -161,3 +161,17 @@ def test_learning_rate_schedules():
     assert lr_factor(99, 100, "onecycle", 0) == pytest.approx(1 / 75)
     assert lr_factor(0, 100, "cosine", 0) == pytest.approx(1.0)
     assert lr_factor(50, 100, "cosine", 0) == pytest.approx(0.5)
+
+
+def test_flip_tta_averages_the_probabilities_of_each_image_and_its_mirror():
+    torch.manual_seed(0)
+    net, images, labels = TwoLayerNet(3 * 8 * 8, 16, 5), torch.randn(20, 3, 8, 8), torch.randint(0, 5, (20,))
+    predicted, _, loss = predict(net, [(images, labels)], tta_flip=True)
+    with torch.no_grad():
+        mean_probs = (net(images).softmax(1) + net(images.flip(-1)).softmax(1)) / 2
+    assert np.array_equal(predicted, mean_probs.argmax(1).numpy())
+    assert loss == pytest.approx(torch.nn.functional.nll_loss(mean_probs.log(), labels).item(), rel=1e-5)
+    mirrored, _, _ = predict(net, [(images.flip(-1), labels)], tta_flip=True)
+    assert np.array_equal(predicted, mirrored)                        # invariant to mirroring the test set
+    plain, _, _ = predict(net, [(images, labels)])
+    assert not np.array_equal(plain, predict(net, [(images.flip(-1), labels)])[0])   # plain evaluation is not
