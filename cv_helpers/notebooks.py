@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import os
 import time
 from queue import Empty
@@ -65,18 +66,14 @@ def run_notebooks(names: list[str] | None = None) -> Iterator[tuple[str, float]]
 
 
 def record_times(times: list[tuple[str, float]], machine: str) -> str:
-    """Writes report/tables/notebook_times_<mode>.md/.csv and returns the Markdown."""
+    """Updates report/tables/notebook_times_<mode>.md/.csv with these notebooks' times (rows of notebooks not run
+    this time are kept) and returns the Markdown."""
     mode = "smoke" if is_smoke() else "full"
-    rows = [(name, seconds / 60, machine) for name, seconds in times]
-    return save_table(f"notebook_times_{mode}", ["notebook", "minutes", "machine"], rows)
-
-
-def machine_description() -> str:
-    """Returns e.g. '2 CPU cores' or the GPU's name."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"{os.cpu_count()} CPU cores"
-
-
+    path = report_dir() / "tables" / f"notebook_times_{mode}.csv"
+    rows = {}
+    if path.is_file():
+        with path.open(newline="") as handle:
+            rows = {row["notebook"]: (row["notebook"], float(row["minutes"]), row["machine"])
+                    for row in csv.DictReader(handle)}
+    rows.update({name: (name, seconds / 60, machine) for name, seconds in times})
+    return save_table(f"notebook_times_{mode}", ["notebook", "minutes", "machine"], [rows[k] for k in sorted(rows)])

@@ -49,7 +49,8 @@ def test_train_writes_config_metrics_and_checkpoint(fixture_env):
     (["--batch-size", "100000"], "error: batch size 100000 is larger than the training set (500 images)"),
     (["--momentum", "1.5", "--optimizer", "sgd"], "error: momentum must be in [0, 1), got 1.5"),
     (["--epochs", "0"], "error: epochs must be a whole number >= 1, got 0"),
-    (["--transform", "fancy"], "error: unknown transform 'fancy'; choose one of none, q1.3, q1.4, q2, flip-crop"),
+    (["--transform", "fancy"], "error: unknown transform 'fancy'; choose one of none, q1.3, q1.4, q2, flip, "
+                               "flip-crop, flip-crop-96"),
 ])
 def test_bad_settings_give_one_line_and_exit_2(fixture_env, args, message):
     result = _cli(fixture_env, "train", "--run-name", "bad", *args)

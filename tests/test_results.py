@@ -101,3 +101,14 @@ def test_report_numbers_figures_and_includes_tables(tmp_path, monkeypatch):
     assert "*Figure 1: Training examples of classes 0-4" in text
     assert text.count("![Figure") == sum(len(f) for _, _, f, _ in SECTIONS)
     assert "| results |" in text
+
+
+def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, monkeypatch, full_mode):
+    from cv_helpers.notebooks import record_times
+
+    monkeypatch.setenv("CV_HELPERS_REPORT", str(tmp_path))
+    record_times([("Q1_1.ipynb", 60.0), ("Q2.ipynb", 120.0)], "2 CPU cores")
+    markdown = record_times([("Q2.ipynb", 180.0), ("Q3.ipynb", 30.0)], "2 CPU cores")
+    assert markdown.splitlines()[2:] == ["| Q1_1.ipynb | 1.00 | 2 CPU cores |", "| Q2.ipynb | 3.00 | 2 CPU cores |",
+                                         "| Q3.ipynb | 0.50 | 2 CPU cores |"]
+    assert (tmp_path / "tables" / "notebook_times_full.csv").read_text().count("\n") == 4
