@@ -65,6 +65,15 @@ def run_notebooks(names: list[str] | None = None) -> Iterator[tuple[str, float]]
         yield path.name, time.perf_counter() - started
 
 
+def machine_description() -> str:
+    """Returns e.g. '2 CPU cores' or the GPU's name."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{os.cpu_count()} CPU cores"
+
+
 def record_times(times: list[tuple[str, float]], machine: str) -> str:
     """Updates report/tables/notebook_times_<mode>.md/.csv with these notebooks' times (rows of notebooks not run
     this time are kept) and returns the Markdown."""
@@ -76,4 +85,5 @@ def record_times(times: list[tuple[str, float]], machine: str) -> str:
             rows = {row["notebook"]: (row["notebook"], float(row["minutes"]), row["machine"])
                     for row in csv.DictReader(handle)}
     rows.update({name: (name, seconds / 60, machine) for name, seconds in times})
-    return save_table(f"notebook_times_{mode}", ["notebook", "minutes", "machine"], [rows[k] for k in sorted(rows)])
+    return save_table(f"notebook_times_{mode}", ["notebook", "minutes", "machine"],
+                      [rows[name] for name in sorted(rows)])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from matplotlib import pyplot as plt
@@ -104,9 +105,10 @@ def test_report_numbers_figures_and_includes_tables(tmp_path, monkeypatch):
 
 
 def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, monkeypatch, full_mode):
-    from cv_helpers.notebooks import record_times
+    from cv_helpers.notebooks import machine_description, record_times
 
     monkeypatch.setenv("CV_HELPERS_REPORT", str(tmp_path))
+    assert machine_description() == f"{os.cpu_count()} CPU cores"        # what `run-notebooks` records here
     record_times([("Q1_1.ipynb", 60.0), ("Q2.ipynb", 120.0)], "2 CPU cores")
     markdown = record_times([("Q2.ipynb", 180.0), ("Q3.ipynb", 30.0)], "2 CPU cores")
     assert markdown.splitlines()[2:] == ["| Q1_1.ipynb | 1.00 | 2 CPU cores |", "| Q2.ipynb | 3.00 | 2 CPU cores |",
