@@ -183,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                                               "report/report.md (refuses smoke-mode figures)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C: last checkpoint kept
-    handlers = {"train": _run_train, "evaluate": _run_evaluate, "prepare-data": _run_prepare, "run-notebooks": _run_notebooks,
-                "tune": _run_tune, "tune-report": _run_tune_report, "report-tables": _run_report_tables}
+    handlers = {"train": _run_train, "evaluate": _run_evaluate, "prepare-data": _run_prepare,
+                "run-notebooks": _run_notebooks, "tune": _run_tune, "tune-report": _run_tune_report,
+                "report-tables": _run_report_tables}
     try:
         return handlers[args.command](args)
     except WorkbookError as err:

@@ -67,14 +67,20 @@ def load_splits(dataset: str, root: Path | str | None = None) -> tuple[ArraySpli
     return train, test, "fine_labels", train.meta["fine_label_names"]
 
 
+def make_test_loader(test: ArraySplit, label_key: str, device: torch.device) -> FastLoader:
+    """Returns the evaluation loader: the test split on `device`, in order, large batches, no augmentation."""
+    classes = test.meta.get("fine_label_names", test.meta.get("label_names"))
+    return FastLoader(test.images, test.labels[label_key], EVAL_BATCH_SIZE, device=device, classes=classes)
+
+
 def make_loaders(config: TrainConfig, train: ArraySplit, test: ArraySplit, label_key: str,
                  device: torch.device, root: Path | str | None = None) -> tuple:
     """Returns (train loader, test loader): the fast tensor path or the seed's PIL DataLoader path."""
-    classes = train.meta.get("fine_label_names", train.meta.get("label_names"))
     if config.loader == "fast":
+        classes = train.meta.get("fine_label_names", train.meta.get("label_names"))
         return (FastLoader(train.images, train.labels[label_key], config.batch_size, shuffle=True,
                            recipe=get_recipe(config.transform), device=device, seed=config.seed, classes=classes),
-                FastLoader(test.images, test.labels[label_key], EVAL_BATCH_SIZE, device=device, classes=classes))
+                make_test_loader(test, label_key, device))
     dataset_cls = STL10_Dataset if config.dataset == "stl10" else CIFAR100_loader
     size = train.images.shape[1]
     train_set = dataset_cls(root, train=True, transform=make_train_transform(config.transform, size))
@@ -95,7 +101,8 @@ def checkpoint_hint(init_from: str) -> str:
 def build_network(config: TrainConfig, num_classes: int, image_size: int) -> tuple[nn.Module, dict]:
     """Returns (network, the keyword arguments that rebuild it); fine-tunes from `config.init_from` if set."""
     if config.init_from:
-        model, state = model_from_checkpoint(resolve_checkpoint(config.init_from), hint=checkpoint_hint(config.init_from))
+        model, state = model_from_checkpoint(resolve_checkpoint(config.init_from),
+                                             hint=checkpoint_hint(config.init_from))
         adapt_for_finetuning(model, num_classes, image_size)
         return model, finetuned_kwargs(state["model_name"], state["model_kwargs"], num_classes, image_size)
     kwargs = {**config.model_kwargs, "num_classes": num_classes}
@@ -146,9 +153,8 @@ def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | Non
     config = TrainConfig.from_dict(state["config"])
     device = torch.device(device) if device is not None else default_device()
     root = data_root_for(config.dataset, root)
-    train, test, label_key, class_names = load_splits(config.dataset, root)
-    _, test_loader = make_loaders(replace(config, loader="fast"), train, test, label_key, device, root)
-    predicted, true, test_loss = predict(model.to(device), test_loader, tta_flip)
+    _, test, label_key, class_names = load_splits(config.dataset, root)
+    predicted, true, test_loss = predict(model.to(device), make_test_loader(test, label_key, device), tta_flip)
     evaluation = {
         "test_acc": 100.0 * float((predicted == true).mean()), "test_loss": test_loss, "tta_flip": tta_flip,
         "per_class_acc": dict(zip(class_names, per_class_accuracy(predicted, true, len(class_names)).tolist())),

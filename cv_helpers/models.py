@@ -179,7 +179,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
-    """Returns a new network by registry name (mlp, convnet, mlp4, convnet-bn, resconvnet5) with its keyword arguments."""
+    """Returns a new network by registry name (mlp, convnet, mlp4, convnet-bn, resconvnet5) with its keyword
+    arguments."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](**kwargs)

@@ -96,7 +96,8 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     except Exception as err:  # SQLAlchemy and drivers raise many types; the user needs the URL and the reason
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"cannot open study storage {url!r} ({reason}); check the URL, that the database "
-                          "server runs and that its driver is installed (PostgreSQL: pip install 'psycopg[binary]')") from None
+                          "server runs and that its driver is installed (PostgreSQL: pip install "
+                          "'psycopg[binary]')") from None
 
 
 def _open_database(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
