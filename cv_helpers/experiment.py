@@ -5,6 +5,7 @@ time, device, seed, git revision, data source) and checkpoint.pt.
 """
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 from dataclasses import asdict, dataclass, replace
@@ -165,6 +166,16 @@ def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | Non
     return evaluation
 
 
+def training_provenance(run_dir: Path, history: History, device: torch.device) -> dict[str, str]:
+    """Returns {device, git_revision} of the training: now, or, when `fit` only reused a finished run (its
+    history unchanged), those its metrics.json recorded, so reusing a run never relabels where it came from."""
+    metrics_path = run_dir / "metrics.json"
+    previous = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if previous.get("history") == history.as_dict() and {"device", "git_revision"} <= set(previous):
+        return {"device": previous["device"], "git_revision": previous["git_revision"]}
+    return {"device": device_description(device), "git_revision": git_revision()}
+
+
 def run_experiment(config: TrainConfig, run_name: str | None = None, resume: bool = False,
                    device: torch.device | str | None = None, root: Path | str | None = None,
                    on_epoch_end: Callable[[History], None] | None = None, progress: bool = True) -> RunResult:
@@ -195,8 +206,7 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
         write_json(run_dir / "metrics.json", {
             "history": history.as_dict(), "final_test_acc": history.test_acc[-1],
             "per_class_acc": dict(zip(class_names, per_class.tolist())),
-            "train_seconds": sum(history.seconds),
-            "device": device_description(device), "seed": config.seed, "git_revision": git_revision(),
+            "train_seconds": sum(history.seconds), "seed": config.seed, **training_provenance(run_dir, history, device),
             "train_size": len(train), "test_size": len(test), "data_source": data_source(config.dataset, root),
         })
     return RunResult(model, history, per_class, predicted, true, class_names, run_dir, config)

@@ -31,6 +31,20 @@ def test_run_folder_records_config_metrics_and_provenance(data_root):
             "data_source"} <= set(metrics)
 
 
+def test_reusing_a_finished_run_keeps_the_revision_it_was_trained_at_and_retraining_does_not(data_root):
+    config = TrainConfig(model="mlp", epochs=1, batch_size=128)
+    run_dir = run_experiment(config, "reused", progress=False).run_dir
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "git_revision": "abc123", "device": "gpu x"}))
+    run_experiment(config, "reused", resume=True, progress=False)             # finished: trains nothing
+    reused = json.loads((run_dir / "metrics.json").read_text())
+    assert (reused["git_revision"], reused["device"]) == ("abc123", "gpu x")
+    assert reused["history"] == metrics["history"]
+    run_experiment(config, "reused", progress=False)                          # trained again from scratch
+    retrained = json.loads((run_dir / "metrics.json").read_text())
+    assert retrained["git_revision"] == metrics["git_revision"] and retrained["device"].startswith("cpu")
+
+
 def test_finetuning_loads_the_cifar_checkpoint_and_adapts_it_to_stl10(tmp_path):
     cifar_net = ConvNetBN()
     save_checkpoint(tmp_path / "cifar.pt", {"model_name": "convnet-bn", "model_kwargs": {}, "class_names": None,
