@@ -11,8 +11,9 @@ BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_train
 
 def test_benchmark_writes_all_rates_of_all_networks_and_the_timed_preset(tmp_path):
     out = tmp_path / "result.json"
-    subprocess.run([sys.executable, str(BENCHMARK), "--seconds", "0.05", "--time-preset", "q1.3-mlp",
-                    "--out", str(out)], check=True, capture_output=True, text=True, timeout=600)
+    finished = subprocess.run([sys.executable, str(BENCHMARK), "--seconds", "0.05", "--time-preset", "q1.3-mlp",
+                               "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
     result = json.loads(out.read_text())
     assert set(result["networks"]) == {"TwoLayerNet", "ConvNet (LeNet)", "Figure 6 ConvNet"}
     for rates in result["networks"].values():
