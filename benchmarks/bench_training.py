@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import time
 from pathlib import Path
@@ -24,13 +23,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from cv_helpers.config import by_mode
+from cv_helpers.config import by_mode, describe_device
 from cv_helpers.data import CIFAR100_loader, load_cifar100
 from cv_helpers.experiment import run_experiment
 from cv_helpers.fast_loader import FastLoader
 from cv_helpers.models import build_model
 from cv_helpers.presets import get_preset
-from cv_helpers.transforms import get_recipe, make_train_transform
+from cv_helpers.transforms import get_augmentation, make_train_transform
 
 BATCH_SIZE = 64
 # name -> (registry name, kwargs, compile): compile pays off for the Figure 6 net only (measured on CPU).
@@ -96,9 +95,8 @@ def matmul_gflops(device: torch.device, size: int = 2048, seconds: float = 3.0) 
 
 
 def host_kind(device: torch.device) -> str:
-    if device.type == "cuda":
-        return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
-    return f"cpu-{torch.get_num_threads()}threads-{platform.machine()}"
+    """Returns the results file's name for this device, e.g. 'cpu-2-threads-x86_64'."""
+    return re.sub(r"[^a-z0-9_]+", "-", describe_device(device).lower()).strip("-")
 
 
 def measure_network(name: str, device: torch.device, seconds: float, fast_loader: FastLoader,
@@ -146,12 +144,12 @@ def main() -> None:
     device = torch.device(args.device)
     train = load_cifar100(True)
     fast_loader = FastLoader(train.images, train.labels["fine_labels"], BATCH_SIZE, shuffle=True,
-                             recipe=get_recipe("q1.3"), device=device, drop_last=True)
+                             augmentation=get_augmentation("q1.3"), device=device, drop_last=True)
     pil_loader = DataLoader(CIFAR100_loader(train=True, transform=make_train_transform("q1.3")), BATCH_SIZE,
                             shuffle=True, num_workers=2, persistent_workers=True, drop_last=True)
     fixed_batch = next(iter(fast_loader))
     result = {"host_kind": host_kind(device), "device": str(device), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "batch_size": BATCH_SIZE, "recipe": "q1.3",
+              "threads": torch.get_num_threads(), "batch_size": BATCH_SIZE, "augmentation": "q1.3",
               "matmul_fp32_gflops": matmul_gflops(device), "networks": {}}
     for name in NETWORKS:
         result["networks"][name] = measure_network(name, device, args.seconds, fast_loader, pil_loader, fixed_batch)

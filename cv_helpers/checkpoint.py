@@ -1,54 +1,21 @@
 """Checkpoints that are written atomically, carry everything needed to resume, and fail loudly when wrong.
 
-A checkpoint is a dict: format, model_name, model_kwargs, class_names, epoch (last completed, 1-based),
-model_state, optimizer_name, optimizer_state, rng_state (torch CPU), history (list of per-epoch dicts).
+A checkpoint is a dict: format, model_name, model_kwargs, epoch (last completed, 1-based), model_state,
+optimizer_state, history (per-epoch lists, see train.History) and config (the run's TrainConfig as a dict).
+Only training code and the readers of trained weights import this module.
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import CheckpointError, WorkbookError
+from .errors import CheckpointError
+from .files import write_atomically
 from .models import build_model
 
 FORMAT = "cv_helpers.checkpoint/1"
-
-
-def write_atomically(path: Path | str, write: Any) -> None:
-    """Calls `write(file_object)` on a temporary file beside `path`, then renames it over `path`.
-
-    A crash, Ctrl-C or full disk mid-write leaves the previous file intact; the error names the path.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    except OSError as err:
-        raise WorkbookError(f"cannot write {path}: {err.strerror}; choose a writable folder") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except OSError as err:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise WorkbookError(f"cannot write {path}: {err.strerror}; free disk space or choose another folder; "
-                            "the previous file is unchanged") from None
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path | str, values: dict) -> None:
-    """Writes `values` as indented JSON, atomically."""
-    write_atomically(path, lambda handle: handle.write(json.dumps(values, indent=1).encode()))
 
 
 def save_checkpoint(path: Path | str, state: dict) -> None:

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import data_dir, runs_dir
+from .config import data_dir
 from .errors import ConfigError, WorkbookError
 from .presets import PRESETS, get_preset
 from .train import TrainConfig
@@ -17,7 +17,7 @@ from .train import TrainConfig
 # CLI flag -> TrainConfig field, for the flags that map one to one.
 TRAIN_FLAGS = {
     "model": str, "optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "batch_size": int,
-    "epochs": int, "transform": str, "loader": str, "schedule": str, "warmup_epochs": float,
+    "epochs": int, "augmentation": str, "loader": str, "schedule": str, "warmup_epochs": float,
     "label_smoothing": float, "seed": int, "dataset": str, "init_from": str,
 }
 
@@ -57,7 +57,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from .experiment import run_experiment  # heavy imports only when training
 
     config = _train_config(args)
-    run_name = args.run_name or args.preset or config.model
+    run_name = args.run_name if args.run_name is not None else args.preset or config.model
     result = run_experiment(config, run_name, resume=args.resume, device=args.device,
                             progress=not args.no_progress)
     print(f"{run_name}: test accuracy {result.test_acc:.2f} % after {result.history.epochs} epochs "
@@ -92,13 +92,17 @@ def _add_prepare_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--downloads", type=Path, default=None, help="where the official archives go "
                                                                       "(default: OUT/downloads)")
     parser.add_argument("--datasets", nargs="+", choices=["cifar100", "stl10"], default=["cifar100", "stl10"])
+    parser.add_argument("--stl10-sample", type=Path, default=None, metavar="DIR",
+                        help="convert STL-10 from a folder in the official binary layout (e.g. the real 219-image "
+                             "sample ../shared/data/stl10_sample) instead of downloading the archive")
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
     from .prepare import prepare_data
 
     out = args.out or data_dir()
-    for line in prepare_data(out, args.downloads or out / "downloads", args.datasets):
+    for line in prepare_data(out, args.downloads or out / "downloads", args.datasets,
+                             stl10_sample=args.stl10_sample):
         print(line)
     return 0
 
@@ -110,13 +114,14 @@ def _add_notebooks_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_notebooks(args: argparse.Namespace) -> int:
-    from .notebooks import machine_description, record_times, run_notebooks
+    from .config import default_device, describe_device
+    from .notebooks import record_times, run_notebooks
 
     times = []
     for name, seconds in run_notebooks(args.names):
         print(f"{name}: {seconds / 60:.1f} min", flush=True)
         times.append((name, seconds))
-    print(record_times(times, machine_description()))
+    print(record_times(times, describe_device(default_device())))
     return 0
 
 
@@ -151,9 +156,9 @@ def _run_tune(args: argparse.Namespace) -> int:
 
 
 def _run_tune_report(args: argparse.Namespace) -> int:
-    from .tune import load_study, write_study_report
+    from .tune import create_or_load_study, write_study_report
 
-    print(write_study_report(load_study(args.study, args.storage)))
+    print(write_study_report(create_or_load_study(args.study, args.storage)))
     return 0
 
 
@@ -164,6 +169,17 @@ def _run_report_tables(args: argparse.Namespace) -> int:
     print(write_results_table())
     print(f"written {build_report()}")
     return 0
+
+
+# What an interrupted command kept, and how to go on (every file is written atomically, so none is half-written).
+INTERRUPTED = {
+    "train": "the last completed epoch is saved in the run folder: rerun the same command with --resume to continue",
+    "evaluate": "nothing was written; rerun the command",
+    "prepare-data": "the files written so far are complete; rerun the same command to convert the rest",
+    "run-notebooks": "finished runs and notebooks are kept and reused; rerun the same command to continue",
+    "tune": "finished trials are kept in the study; rerun the same command to add more",
+    "tune-report": "rerun the command", "report-tables": "rerun the command",
+}
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -192,6 +208,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"interrupted; the last completed epoch is saved under {runs_dir()}: rerun the same command with "
-              "--resume to continue", file=sys.stderr)
+        print(f"interrupted; {INTERRUPTED[args.command]}", file=sys.stderr)
         return 130

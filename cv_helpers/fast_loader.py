@@ -13,15 +13,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .transforms import MEAN, STD, Recipe
+from .config import epoch_seed
+from .transforms import MEAN, STD, Augmentation
 
+
+# Every random draw comes from `generator` on its own device (the training device): on a GPU nothing is drawn on
+# the host and copied over per batch, and on the CPU the numbers are the same as they always were.
 def _per_image(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
     """Returns a (n,) bool mask, True with probability p."""
-    return torch.rand(n, generator=generator) < p
+    return torch.rand(n, generator=generator, device=generator.device) < p
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=generator)
+    return low + (high - low) * torch.rand(n, generator=generator, device=generator.device)
 
 
 def _blend(images: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -37,7 +41,7 @@ def _grayscale(images: torch.Tensor) -> torch.Tensor:
 
 
 class BatchAugment:
-    """Applies a `Recipe` to a batch: uint8 (N, 3, H, W) -> float32 (N, 3, H, W) normalised to [-1, 1].
+    """Applies an `Augmentation` to a batch: uint8 (N, 3, H, W) -> float32 (N, 3, H, W) normalised to [-1, 1].
 
     The geometric steps (flips, rotation, crop with zero padding) are composed into one source-pixel index per
     output pixel and applied with a single gather on the uint8 batch: one pass over the pixels instead of one per
@@ -46,25 +50,25 @@ class BatchAugment:
     sharpening follows the crop instead of preceding it, which only changes the pixels beside a padded border.
     """
 
-    def __init__(self, recipe: Recipe) -> None:
-        self.recipe = recipe
+    def __init__(self, recipe: Augmentation) -> None:
+        self.augmentation = recipe
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        r, n, device = self.recipe, images.shape[0], images.device
+        """images: uint8 (N, 3, H, W) on the generator's device."""
+        r, n = self.augmentation, images.shape[0]
         if r.hflip or r.vflip or r.rotation or r.crop_padding:
             images = self._geometric(images, generator)
         x = images.float().div_(255)
         if r.sharpness_p:  # only the images drawn for it: about half the work at p = 0.5
-            chosen = torch.nonzero(_per_image(n, r.sharpness_p, generator)).flatten().to(device)
+            chosen = torch.nonzero(_per_image(n, r.sharpness_p, generator)).flatten()
             x[chosen] = self._sharpen(x[chosen], r.sharpness)
         if r.brightness:
-            x = _blend(x, torch.zeros_like(x), _uniform(n, 1 - r.brightness, 1 + r.brightness, generator).to(device))
+            x = _blend(x, torch.zeros_like(x), _uniform(n, 1 - r.brightness, 1 + r.brightness, generator))
         if r.contrast:
             means = _grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
-            x = _blend(x, means.expand_as(x), _uniform(n, 1 - r.contrast, 1 + r.contrast, generator).to(device))
+            x = _blend(x, means.expand_as(x), _uniform(n, 1 - r.contrast, 1 + r.contrast, generator))
         if r.saturation:
-            x = _blend(x, _grayscale(x).expand_as(x), _uniform(n, 1 - r.saturation, 1 + r.saturation, generator)
-                       .to(device))
+            x = _blend(x, _grayscale(x).expand_as(x), _uniform(n, 1 - r.saturation, 1 + r.saturation, generator))
         return normalize_batch(x)
 
     def _geometric(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -74,18 +78,19 @@ class BatchAugment:
         rotation are one linear map per image, so the per-pixel work is two multiply-adds, a rounding and a clamp
         per coordinate. Sources outside the image are clamped onto a one-pixel zero border.
         """
-        r = self.recipe
+        r, device = self.augmentation, generator.device
         n, channels, h, w = images.shape
-        flip_y = torch.where(_per_image(n, r.vflip, generator), -1.0, 1.0) if r.vflip else torch.ones(n)
-        flip_x = torch.where(_per_image(n, r.hflip, generator), -1.0, 1.0) if r.hflip else torch.ones(n)
-        radians = _uniform(n, -r.rotation, r.rotation, generator) * (math.pi / 180) if r.rotation else torch.zeros(n)
-        pad = r.crop_padding
-        top = torch.randint(-pad, pad + 1, (n, 1), generator=generator) if pad else torch.zeros(n, 1, dtype=torch.long)
-        left = torch.randint(-pad, pad + 1, (n, 1), generator=generator) if pad else torch.zeros(n, 1, dtype=torch.long)
+        ones, zeros = torch.ones(n, device=device), torch.zeros(n, device=device)
+        flip_y = torch.where(_per_image(n, r.vflip, generator), -1.0, 1.0) if r.vflip else ones
+        flip_x = torch.where(_per_image(n, r.hflip, generator), -1.0, 1.0) if r.hflip else ones
+        radians = _uniform(n, -r.rotation, r.rotation, generator) * (math.pi / 180) if r.rotation else zeros
+        top = self._crop_offsets(n, r.crop_padding, generator)
+        left = self._crop_offsets(n, r.crop_padding, generator)
         # Output pixel -> pixel of the rotated image, relative to the centre. Rows and columns in the crop's zero
         # padding are sent far away, so that after the rotation they land on the zero border.
         far = 4.0 * (h + w)
-        rows, cols = torch.arange(h) + top, torch.arange(w) + left                      # (N, H), (N, W)
+        rows = torch.arange(h, device=device) + top                                     # (N, H)
+        cols = torch.arange(w, device=device) + left                                    # (N, W)
         dy = torch.where((rows >= 0) & (rows < h), rows - (h - 1) / 2, far).unsqueeze(2)  # (N, H, 1)
         dx = torch.where((cols >= 0) & (cols < w), cols - (w - 1) / 2, far).unsqueeze(1)  # (N, 1, W)
         cos, sin = radians.cos().view(n, 1, 1), radians.sin().view(n, 1, 1)
@@ -95,9 +100,16 @@ class BatchAugment:
         source_x = ((w - 1) / 2 + 1 + fx * sin * dy) + fx * cos * dx
         source_y = source_y.round_().clamp_(0, h + 1)
         source_x = source_x.round_().clamp_(0, w + 1)
-        index = source_y.mul_(w + 2).add_(source_x).long().view(n, 1, h * w).to(images.device)
+        index = source_y.mul_(w + 2).add_(source_x).long().view(n, 1, h * w)
         padded = F.pad(images, (1, 1, 1, 1)).view(n, channels, (h + 2) * (w + 2))
         return padded.gather(2, index.expand(n, channels, h * w)).view(n, channels, h, w)
+
+    @staticmethod
+    def _crop_offsets(n: int, pad: int, generator: torch.Generator) -> torch.Tensor:
+        """Returns (N, 1) offsets ~ U{-pad..pad} of a random crop from the zero-padded image (0 without padding)."""
+        if not pad:
+            return torch.zeros(n, 1, dtype=torch.long, device=generator.device)
+        return torch.randint(-pad, pad + 1, (n, 1), generator=generator, device=generator.device)
 
     @staticmethod
     def _sharpen(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -125,20 +137,20 @@ def normalize_batch(x: torch.Tensor) -> torch.Tensor:
 class FastLoader:
     """Iterates (images, labels) batches from arrays kept on `device`.
 
-    images: (N, H, W, 3) uint8 array; labels: (N,) int64. Yields float32 (B, 3, H, W) and int64 (B,).
-    With `shuffle`, each epoch's order and augmentation come from a generator seeded by (seed, epoch), so an
-    epoch is the same whether or not the run was interrupted before it.
+    images: (N, H, W, 3) uint8 array; labels: (N,) int64. Yields float32 (B, 3, H, W) and int64 (B,) on `device`.
+    With `shuffle`, each epoch's order and augmentation come from a generator on `device` seeded by (seed, epoch),
+    so an epoch is the same whether or not the run was interrupted before it.
     """
 
     def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, batch_size: int,
-                 shuffle: bool = False, recipe: Recipe | None = None, device: torch.device | str = "cpu",
-                 seed: int = 0, drop_last: bool = False, classes: list[str] | None = None) -> None:
+                 shuffle: bool = False, augmentation: Augmentation | None = None, device: torch.device | str = "cpu",
+                 seed: int = 0, drop_last: bool = False) -> None:
         images = torch.as_tensor(images)
         self.images = images.permute(0, 3, 1, 2).contiguous().to(device)     # (N, 3, H, W) uint8
         self.labels = torch.as_tensor(labels, dtype=torch.int64).to(device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.augment = BatchAugment(recipe or Recipe())
-        self.seed, self.epoch, self.classes = seed, 0, classes
+        self.augment = BatchAugment(augmentation or Augmentation())
+        self.seed, self.epoch = seed, 0
 
     @property
     def num_samples(self) -> int:
@@ -153,11 +165,12 @@ class FastLoader:
         return full + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        device = self.images.device
+        generator = torch.Generator(device=device).manual_seed(epoch_seed(self.seed, self.epoch))
         self.epoch += 1
         n = self.num_samples
-        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.images.device)
+        order = (torch.randperm(n, generator=generator, device=device) if self.shuffle
+                 else torch.arange(n, device=device))
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start:start + self.batch_size]
             yield self.augment(self.images[index], generator), self.labels[index]

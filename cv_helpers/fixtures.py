@@ -1,22 +1,16 @@
-"""Generated stand-ins for the official archives, written in their exact on-disk formats.
-
-Used by the tests (which never download) and by the Q2 notebook where real STL-10 is absent. Images are
-learnable: each class has its own colour and stripe pattern, plus noise and a random shift, so short runs
-show learning and t-SNE shows structure.
+"""Generated stand-ins for the official archives, written in their exact on-disk formats, for the tests only
+(which never download): truncated and malformed archives, a missing class, and CIFAR-100 where the data pack is
+absent. Images are learnable: each class has its own colour and stripe pattern, plus noise and a random shift,
+so short runs show learning.
 """
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 
 import numpy as np
 
-from .config import data_dir, runs_dir
 from .prepare import STL10_ALL_CLASSES, STL10_SIDE, convert_cifar100, convert_stl10
-
-FIXTURE_SOURCE = "generated fixture (cv_helpers.fixtures), not real images"
-
 
 def class_images(label: np.ndarray, side: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
     """Returns uint8 (N, side, side, 3) images whose colour and stripes depend on `label` (N,)."""
@@ -74,31 +68,8 @@ def make_fixture_data(out: Path, stl10_only: bool = False) -> Path:
     """Writes generated official archives under out/downloads and converts them to prepared arrays in `out`."""
     downloads = Path(out) / "downloads"
     write_stl10_binary(downloads)
-    convert_stl10(downloads, Path(out))
-    meta_path = Path(out) / "stl10_5class" / "meta.json"
-    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "source": FIXTURE_SOURCE}, indent=2))
+    convert_stl10(downloads, Path(out), source="generated")
     if not stl10_only:
         write_cifar100_python(downloads)
         convert_cifar100(downloads, Path(out))
     return Path(out)
-
-
-def stl10_source(root: Path | None = None) -> str:
-    """Returns 'real STL-10' or 'generated fixture' for the stl10_5class folder under `root` (data folder)."""
-    meta = Path(root if root is not None else data_dir()) / "stl10_5class" / "meta.json"
-    if meta.is_file() and json.loads(meta.read_text()).get("source") == FIXTURE_SOURCE:
-        return "generated fixture"
-    return "real STL-10"
-
-
-def stl10_root() -> Path:
-    """Returns a data folder holding stl10_5class/: the real one when prepared, else a generated fixture.
-
-    Real STL-10 needs `python -m cv_helpers prepare-data --datasets stl10` (a 2.6 GB download).
-    """
-    if (data_dir() / "stl10_5class" / "train_images.npy").is_file():
-        return data_dir()
-    folder = runs_dir() / "fixtures" / "data"
-    if not (folder / "stl10_5class" / "train_images.npy").is_file():
-        make_fixture_data(folder, stl10_only=True)
-    return folder

@@ -3,10 +3,12 @@ fine-tuning surgery that moves a CIFAR-100 network to another input size and cla
 
 Every network has `conv_features(x)` (the map fc1 flattens; the input itself for MLPs), `features(x) -> (N, D)`
 (penultimate activations, for t-SNE) and `forward = head(features)`;
-`HEAD` names the final layer and `FIRST_FC` the first fully connected layer.
+`HEAD` names the final layer, `FIRST_FC` the first fully connected layer, and `FLAT_INPUT` says whether the
+constructor takes a flat `input_size` (the MLPs: 3 * H * W) or an `image_size` (the conv nets: H = W).
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
@@ -19,7 +21,7 @@ from .errors import ConfigError
 class TwoLayerNet(nn.Module):
     """The assignment's MLP: x (N, 3, H, W) -> flatten -> fc1 -> ReLU -> fc2 -> logits (N, num_classes)."""
 
-    HEAD, FIRST_FC = "fc2", "fc1"
+    HEAD, FIRST_FC, FLAT_INPUT = "fc2", "fc1", True
 
     def __init__(self, input_size: int = 3 * 32 * 32, hidden_size: int = 64, num_classes: int = 100) -> None:
         super().__init__()
@@ -39,7 +41,7 @@ class TwoLayerNet(nn.Module):
 class FourLayerNet(nn.Module):
     """The seed's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 -> classes), ReLU between."""
 
-    HEAD, FIRST_FC = "fc4", "fc1"
+    HEAD, FIRST_FC, FLAT_INPUT = "fc4", "fc1", True
 
     def __init__(self, input_size: int = 3 * 32 * 32, hidden_size: int = 128, num_classes: int = 100) -> None:
         super().__init__()
@@ -65,15 +67,15 @@ class ConvNet(nn.Module):
     (N, 3, 32, 32) -> conv1 5x5 (6) -> pool -> conv2 5x5 (16) -> pool -> fc1 400->120 -> fc2 120->84 -> fc3 84->100.
     """
 
-    HEAD, FIRST_FC = "fc3", "fc1"
+    HEAD, FIRST_FC, FLAT_INPUT = "fc3", "fc1", False
 
-    def __init__(self, num_classes: int = 100, input_size: int = 32) -> None:
+    def __init__(self, num_classes: int = 100, image_size: int = 32) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 6, kernel_size=5)
         self.pool1 = nn.AvgPool2d(2, 2)
         self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
         self.pool2 = nn.AvgPool2d(2, 2)
-        side = ((input_size - 4) // 2 - 4) // 2
+        side = ((image_size - 4) // 2 - 4) // 2   # 32 -> conv 28 -> pool 14 -> conv 10 -> pool 5
         self.fc1 = nn.Linear(16 * side * side, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, num_classes)
@@ -96,16 +98,16 @@ class ConvNetBN(nn.Module):
     At 96x96 input fc1 takes 128 x 24 x 24 = 73,728 inputs.
     """
 
-    HEAD, FIRST_FC = "fc2", "fc1"
+    HEAD, FIRST_FC, FLAT_INPUT = "fc2", "fc1", False
 
-    def __init__(self, num_classes: int = 100, input_size: int = 32) -> None:
+    def __init__(self, num_classes: int = 100, image_size: int = 32) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm2d(64)
         self.conv2 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
         self.bn2 = nn.BatchNorm2d(128)
         self.pool = nn.AvgPool2d(2, 2)
-        self.fc1 = nn.Linear(128 * (input_size // 4) ** 2, 512)
+        self.fc1 = nn.Linear(128 * (image_size // 4) ** 2, 512)
         self.fc2 = nn.Linear(512, num_classes)
 
     def conv_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,12 +144,12 @@ class ResConvNet5(nn.Module):
 
     (N, 3, 32, 32) -> conv1 w1 -> pool 16 -> conv2 w2 -> pool 8 -> res3 w2 -> conv4 w3 -> pool 4 -> res5 w3
     -> global max -> (N, w3) -> fc classes. Global pooling makes it input-size agnostic: at 96x96 nothing but
-    the head changes (`input_size` is accepted for a uniform constructor).
+    the head changes (`image_size` is accepted for a uniform constructor).
     """
 
-    HEAD, FIRST_FC = "fc", "fc"
+    HEAD, FIRST_FC, FLAT_INPUT = "fc", "fc", False
 
-    def __init__(self, num_classes: int = 100, input_size: int = 32, widths: tuple[int, int, int] = (64, 192, 384)
+    def __init__(self, num_classes: int = 100, image_size: int = 32, widths: tuple[int, int, int] = (64, 192, 384)
                  ) -> None:
         super().__init__()
         w1, w2, w3 = widths
@@ -209,31 +211,42 @@ def parameter_table(model: nn.Module) -> list[tuple[str, str, int]]:
             if count_parameters(module)]
 
 
-def adapt_for_finetuning(model: nn.Module, num_classes: int, input_size: int) -> nn.Module:
-    """Replaces the head with a `num_classes`-way layer and resizes fc1 for `input_size` x `input_size` images.
+def size_kwargs(model_name: str, image_size: int) -> dict[str, int]:
+    """Returns the constructor argument that fits network `model_name` to (3, image_size, image_size) images."""
+    if MODELS[model_name].FLAT_INPUT:
+        return {"input_size": 3 * image_size ** 2}
+    return {"image_size": image_size}
+
+
+def has_hidden_size(model_name: str) -> bool:
+    """Returns True for the networks with a `hidden_size` argument (the MLPs)."""
+    return "hidden_size" in inspect.signature(MODELS[model_name]).parameters
+
+
+def adapt_for_finetuning(model: nn.Module, num_classes: int, image_size: int) -> nn.Module:
+    """Replaces the head with a `num_classes`-way layer and resizes fc1 for `image_size` x `image_size` images.
 
     Returns the same model (changed in place); convolution weights are kept, the new layers start fresh.
     """
     head: nn.Linear = getattr(model, model.HEAD)
     setattr(model, model.HEAD, nn.Linear(head.in_features, num_classes))
     first_fc: nn.Linear = getattr(model, model.FIRST_FC)
-    in_features = flattened_size(model, input_size)
+    in_features = flattened_size(model, image_size)
     if in_features != first_fc.in_features:
         setattr(model, model.FIRST_FC, nn.Linear(in_features, first_fc.out_features))
     return model
 
 
-def flattened_size(model: nn.Module, input_size: int) -> int:
-    """Returns how many inputs fc1 sees for one (3, input_size, input_size) image."""
+def flattened_size(model: nn.Module, image_size: int) -> int:
+    """Returns how many inputs fc1 sees for one (3, image_size, image_size) image."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        size = model.conv_features(torch.zeros(1, 3, input_size, input_size)).flatten(1).shape[1]
+        size = model.conv_features(torch.zeros(1, 3, image_size, image_size)).flatten(1).shape[1]
     model.train(was_training)
     return size
 
 
-def finetuned_kwargs(model_name: str, kwargs: dict, num_classes: int, input_size: int) -> dict:
+def finetuned_kwargs(model_name: str, kwargs: dict, num_classes: int, image_size: int) -> dict:
     """Returns the constructor arguments of a network after `adapt_for_finetuning`."""
-    flat_input = model_name.startswith("mlp")
-    return {**kwargs, "num_classes": num_classes, "input_size": 3 * input_size ** 2 if flat_input else input_size}
+    return {**kwargs, "num_classes": num_classes, **size_kwargs(model_name, image_size)}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
 import time
 from queue import Empty
 from typing import Iterator
@@ -12,8 +11,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
-from .checkpoint import write_atomically
-from .config import REPO_ROOT, is_smoke, report_dir
+from .config import REPO_ROOT, mode_name, report_dir
+from .files import write_text
 from .tables import save_table
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -61,23 +60,14 @@ def run_notebooks(names: list[str] | None = None) -> Iterator[tuple[str, float]]
         try:
             client.execute()
         finally:
-            write_atomically(out_dir / path.name, lambda handle: handle.write(nbformat.writes(notebook).encode()))
+            write_text(out_dir / path.name, nbformat.writes(notebook))
         yield path.name, time.perf_counter() - started
-
-
-def machine_description() -> str:
-    """Returns e.g. '2 CPU cores' or the GPU's name."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"{os.cpu_count()} CPU cores"
 
 
 def record_times(times: list[tuple[str, float]], machine: str) -> str:
     """Updates report/tables/notebook_times_<mode>.md/.csv with these notebooks' times (rows of notebooks not run
     this time are kept) and returns the Markdown."""
-    mode = "smoke" if is_smoke() else "full"
+    mode = mode_name()
     path = report_dir() / "tables" / f"notebook_times_{mode}.csv"
     rows = {}
     if path.is_file():

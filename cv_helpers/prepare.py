@@ -8,14 +8,13 @@ Official formats read here:
 """
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from .checkpoint import write_atomically
+from .files import write_atomically, write_json
 from .data import STL10_CLASSES
 from .errors import DataError
 
@@ -57,8 +56,11 @@ def _unpickle(path: Path) -> dict:
 
 
 def read_stl10_binary(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (images (N, 96, 96, 3) uint8 RGB, labels (N,) uint8 as stored: 1-based, 1..10)."""
-    base = Path(folder) / "stl10_binary"
+    """Returns (images (N, 96, 96, 3) uint8 RGB, labels (N,) uint8 as stored: 1-based, 1..10).
+
+    `folder` holds the official archive's stl10_binary/, or is a folder of files in its layout (the real sample).
+    """
+    base = Path(folder) / "stl10_binary" if (Path(folder) / "stl10_binary").is_dir() else Path(folder)
     images_path, labels_path = base / f"{split}_X.bin", base / f"{split}_y.bin"
     for path in (images_path, labels_path):
         if not path.is_file():
@@ -92,10 +94,6 @@ def save_array(path: Path, array: np.ndarray) -> None:
     write_atomically(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
-def _save_meta(path: Path, meta: dict) -> None:
-    write_atomically(path, lambda handle: handle.write(json.dumps(meta, indent=2).encode()))
-
-
 def convert_cifar100(downloads: Path, out: Path) -> str:
     """Writes out/cifar100/ from the official python archive under `downloads`; returns a summary line."""
     target = Path(out) / "cifar100"
@@ -106,12 +104,13 @@ def convert_cifar100(downloads: Path, out: Path) -> str:
         save_array(target / f"{split}_fine_labels.npy", fine)
         save_array(target / f"{split}_coarse_labels.npy", coarse)
         counts.append(f"{len(images)} {split}")
-    _save_meta(target / "meta.json", read_cifar100_meta(downloads))
+    write_json(target / "meta.json", read_cifar100_meta(downloads))
     return f"cifar100: wrote {', '.join(counts)} images to {target}"
 
 
-def convert_stl10(downloads: Path, out: Path) -> str:
-    """Writes out/stl10_5class/ (car, deer, horse, monkey, truck -> 0..4); returns a summary line."""
+def convert_stl10(downloads: Path, out: Path, source: str = "official archive") -> str:
+    """Writes out/stl10_5class/ (car, deer, horse, monkey, truck -> 0..4) from the official binary files under
+    `downloads` (see `read_stl10_binary`), recording `source` (one of STL10_SOURCES); returns a summary line."""
     target = Path(out) / "stl10_5class"
     counts = []
     for split in ("train", "test"):
@@ -119,8 +118,8 @@ def convert_stl10(downloads: Path, out: Path) -> str:
         save_array(target / f"{split}_images.npy", images)
         save_array(target / f"{split}_labels.npy", labels)
         counts.append(f"{len(images)} {split}")
-    _save_meta(target / "meta.json", {"label_names": list(STL10_CLASSES)})
-    return f"stl10_5class: wrote {', '.join(counts)} images to {target}"
+    write_json(target / "meta.json", {"label_names": list(STL10_CLASSES), "source": source})
+    return f"stl10_5class: wrote {', '.join(counts)} images ({source}) to {target}"
 
 
 def download(dataset: str, downloads: Path) -> None:
@@ -134,11 +133,19 @@ def download(dataset: str, downloads: Path) -> None:
         datasets.CIFAR100(str(downloads), train=True, download=True)
 
 
-def prepare_data(out: Path, downloads: Path, datasets: list[str], download_first: bool = True) -> Iterator[str]:
-    """Converts each dataset to the prepared format, downloading it first; yields one line per step."""
-    converters = {"cifar100": convert_cifar100, "stl10": convert_stl10}
+def prepare_data(out: Path, downloads: Path, datasets: list[str], download_first: bool = True,
+                 stl10_sample: Path | None = None) -> Iterator[str]:
+    """Converts each dataset to the prepared format, downloading it first; yields one line per step.
+
+    With `stl10_sample` (a folder in the official binary layout, such as ../shared/data/stl10_sample), STL-10 is
+    converted from it, through the same code as the archive, instead of downloading the archive.
+    """
     for dataset in datasets:
+        if dataset == "stl10" and stl10_sample is not None:
+            yield convert_stl10(Path(stl10_sample), Path(out), source="real sample")
+            continue
         if download_first:
             download(dataset, Path(downloads))
-        yield converters[dataset](Path(downloads), Path(out))
+        converter = convert_stl10 if dataset == "stl10" else convert_cifar100
+        yield converter(Path(downloads), Path(out))
     yield f"done: set CV_HELPERS_DATA={Path(out).resolve()}"

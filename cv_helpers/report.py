@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .checkpoint import write_atomically
+from .files import write_text
 from .config import report_dir
 from .errors import WorkbookError
 
@@ -85,5 +85,5 @@ def build_report(folder: Path | None = None) -> Path:
                 raise WorkbookError(f"table {path} is missing; run `make report` first")
             lines += [path.read_text(), ""]
     out = folder / "report.md"
-    write_atomically(out, lambda handle: handle.write("\n".join(lines).encode()))
+    write_text(out, "\n".join(lines))
     return out

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from .checkpoint import write_atomically
+from .files import write_text
 from .config import report_dir
 
 
@@ -24,14 +24,16 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_table(name: str, headers: Sequence[str], rows: Sequence[Sequence], folder: Path | str | None = None) -> str:
-    """Writes report/tables/name.md and name.csv; returns the Markdown."""
+def save_table(name: str, headers: Sequence[str], rows: Sequence[Sequence], folder: Path | str | None = None,
+               note: str = "") -> str:
+    """Writes report/tables/name.md (with `note` as a paragraph above the table) and name.csv; returns the
+    Markdown."""
     folder = Path(folder) if folder is not None else report_dir() / "tables"
-    markdown = markdown_table(headers, rows)
+    markdown = (f"{note}\n\n" if note else "") + markdown_table(headers, rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
     writer.writerows([[_cell(v) for v in row] for row in rows])
-    write_atomically(folder / f"{name}.md", lambda handle: handle.write(markdown.encode()))
-    write_atomically(folder / f"{name}.csv", lambda handle: handle.write(buffer.getvalue().encode()))
+    write_text(folder / f"{name}.md", markdown)
+    write_text(folder / f"{name}.csv", buffer.getvalue())
     return markdown

@@ -1,7 +1,8 @@
-"""Training and evaluation: the course skeleton's `train`, `valid`, `valid_class`, plus `fit` -> History.
+"""Training and evaluation: the course skeleton's `train`, `valid`, `valid_class`, plus `fit` -> FitResult.
 
 `fit` checkpoints atomically after every epoch, resumes exactly (each epoch's shuffling and augmentation are
-seeded by (seed, epoch)), and stops with a clear message when the loss diverges.
+seeded by (seed, epoch)), and stops with a clear message when the loss diverges. It trusts its config: the entry
+points (`run_experiment`, the study runner) validate it.
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, load_state_checked, save_checkpoint, write_json
+from .checkpoint import load_checkpoint, load_state_checked, save_checkpoint
+from .config import epoch_seed, memory_layout
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import MODELS, model_name_of
-from .transforms import RECIPES
+from .transforms import AUGMENTATIONS
+from .validation import check_choice
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -39,7 +42,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     batch_size: int = 64
     epochs: int = 10
-    transform: str = "q1.3"
+    augmentation: str = "q1.3"    # training augmentation, a name of transforms.AUGMENTATIONS
     loader: str = "fast"
     schedule: str = "constant"
     warmup_epochs: float = 0.0
@@ -51,12 +54,12 @@ class TrainConfig:
     tta_flip: bool = False        # evaluate on each image and its mirror image, averaging the class probabilities
 
     def validate(self, dataset_size: int | None = None) -> "TrainConfig":
-        """Returns self; raises ConfigError naming the bad setting and what is allowed."""
-        choices = {"model": MODELS, "optimizer": OPTIMIZERS, "transform": RECIPES, "loader": LOADERS,
+        """Returns self; raises ConfigError naming the bad setting and what is allowed (called at the entry points:
+        `run_experiment` and the study runner)."""
+        choices = {"model": MODELS, "optimizer": OPTIMIZERS, "augmentation": AUGMENTATIONS, "loader": LOADERS,
                    "schedule": SCHEDULES, "dataset": DATASETS}
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+            check_choice(name, getattr(self, name), allowed)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"learning rate must be a finite number > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
@@ -110,10 +113,32 @@ class History:
         return cls(**{f.name: list(values.get(f.name, [])) for f in fields(cls)})
 
 
+def run_status(history: History, num_classes: int) -> str:
+    """Returns 'diverged' (training loss ended above both its first epoch and ln(classes), the loss of guessing),
+    'at chance' (final test accuracy within 1.5 points of 100 / classes %) or 'ok'."""
+    guessing_loss, chance = math.log(num_classes), 100.0 / num_classes
+    if history.train_loss[-1] > max(history.train_loss[0], guessing_loss):
+        return "diverged"
+    if abs(history.test_acc[-1] - chance) <= 1.5:
+        return "at chance"
+    return "ok"
+
+
+@dataclass
+class FitResult:
+    """What `fit` measured: the history so far, the last epoch's test predictions and labels (N,), and how many
+    epochs this call trained (0 when it only reloaded a finished run)."""
+
+    history: History
+    predicted: np.ndarray
+    true: np.ndarray
+    epochs_trained: int
+
+
 def initialize_optimizer(net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9,
                          weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Returns the named optimizer (sgd with momentum, adam, adamw, rmsprop, adagrad) over net's parameters."""
-    TrainConfig(optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay).validate()
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     params = net.parameters()
     if optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -144,9 +169,8 @@ def _model_device(net: nn.Module) -> torch.device:
 
 
 def _to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Moves a batch to `device`; on CUDA in channels_last layout (faster convolutions there, not on CPU)."""
-    layout = torch.channels_last if device.type == "cuda" and images.dim() == 4 else torch.preserve_format
-    return images.to(device, non_blocking=True, memory_format=layout)
+    """Moves a batch (N, 3, H, W) to `device`, in that device's memory layout."""
+    return images.to(device, non_blocking=True, memory_format=memory_layout(device))
 
 
 def _autocast(device: torch.device):
@@ -254,28 +278,31 @@ def _train_one_epoch(net: nn.Module, loader: Iterable, optimizer: torch.optim.Op
 
 def _seed_epoch(loader: Iterable, seed: int, epoch: int) -> None:
     """Makes epoch `epoch` draw the same shuffling and augmentation whether or not the run was resumed."""
-    torch.manual_seed(seed * 1_000_003 + epoch)
+    torch.manual_seed(epoch_seed(seed, epoch))
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)
     elif getattr(loader, "generator", None) is not None:
-        loader.generator.manual_seed(seed * 1_000_003 + epoch)
+        loader.generator.manual_seed(epoch_seed(seed, epoch))
 
 
 def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: TrainConfig,
-        run_dir: Path | str | None = None, resume: bool = False, class_names: list[str] | None = None,
-        on_epoch_end: Callable[[History], None] | None = None, progress: bool = True) -> History:
-    """Trains `net` for `config.epochs`, evaluating on `test_loader` after each epoch; returns the History.
+        run_dir: Path | str | None = None, resume: bool = False,
+        on_epoch_end: Callable[[FitResult], None] | None = None, progress: bool = True) -> FitResult:
+    """Trains `net` for `config.epochs`, evaluating on `test_loader` after each epoch; returns what it measured.
 
-    With `run_dir`, writes run_dir/checkpoint.pt (atomically, every epoch) and run_dir/metrics.json; with
-    `resume`, continues from that checkpoint. `on_epoch_end(history)` is called after each epoch (live plots).
+    With `run_dir`, writes run_dir/checkpoint.pt atomically after every epoch; with `resume`, continues from that
+    checkpoint (a finished run trains nothing and is evaluated once). `on_epoch_end(result so far)` is called
+    after each epoch's checkpoint (metrics files, live plots, pruning).
     """
-    config.validate()
     runner = torch.compile(net) if config.compile else net   # shares parameters with `net`
     optimizer = initialize_optimizer(net, config.optimizer, config.lr, config.momentum, config.weight_decay)
     history, start_epoch = History(), 0
     checkpoint_path = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
     if resume and checkpoint_path is not None and checkpoint_path.is_file():
         start_epoch, history = _restore(checkpoint_path, net, optimizer, config)
+    if start_epoch >= config.epochs:
+        predicted, true, _ = predict(runner, test_loader, config.tta_flip)
+        return FitResult(history, predicted, true, epochs_trained=0)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     steps_per_epoch = len(train_loader)
     total_steps, warmup_steps = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
@@ -299,21 +326,19 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
                        lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - started)
         epochs.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{history.test_acc[-1]:.1f}%")
         if checkpoint_path is not None:
-            _save(checkpoint_path, net, optimizer, config, epoch, history, class_names)
+            _save(checkpoint_path, net, optimizer, config, epoch, history)
         if on_epoch_end is not None:
-            on_epoch_end(history)
-    return history
+            on_epoch_end(FitResult(history, predicted, true, epoch - start_epoch))
+    return FitResult(history, predicted, true, config.epochs - start_epoch)
 
 
 def _save(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, epoch: int,
-          history: History, class_names: list[str] | None) -> None:
+          history: History) -> None:
     save_checkpoint(path, {
-        "model_name": model_name_of(net), "model_kwargs": config.model_kwargs, "class_names": class_names,
-        "epoch": epoch, "model_state": net.state_dict(), "optimizer_name": config.optimizer,
-        "optimizer_state": optimizer.state_dict(), "rng_state": torch.get_rng_state(),
-        "history": history.as_dict(), "config": asdict(config),
+        "model_name": model_name_of(net), "model_kwargs": config.model_kwargs, "epoch": epoch,
+        "model_state": net.state_dict(), "optimizer_state": optimizer.state_dict(), "history": history.as_dict(),
+        "config": asdict(config),
     })
-    write_json(path.parent / "metrics.json", {"history": history.as_dict()})
 
 
 def _restore(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig) -> tuple[int, History]:

@@ -1,23 +1,24 @@
-"""The seed's augmentation recipes, as torchvision (PIL) transforms and as plain settings for the batch path.
+"""The training augmentations of the course report, as torchvision (PIL) transforms and as plain settings for the
+batch path.
 
-One `Recipe` holds the numbers; `make_train_transform` turns it into the per-image torchvision pipeline the
-course teaches, and `cv_helpers.fast_loader.BatchAugment` applies the same recipe to whole batches.
+One `Augmentation` holds the numbers; `make_train_transform` turns it into the per-image torchvision pipeline the
+course teaches, and `cv_helpers.fast_loader.BatchAugment` applies the same augmentation to whole batches.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torchvision import transforms as T
 
-from .errors import ConfigError
+from .validation import check_choice
 
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Augmentation:
     """Augmentation settings; zero means off. Probabilities are per image."""
 
     hflip: float = 0.0             # P(horizontal flip)
@@ -30,37 +31,34 @@ class Recipe:
     contrast: float = 0.0
     saturation: float = 0.0
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
-
-RECIPES: dict[str, Recipe] = {
-    "none": Recipe(),
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "none": Augmentation(),
     # Q1.3: horizontal + vertical flip, rotation, sharpness, random crop with padding.
-    "q1.3": Recipe(hflip=0.5, vflip=0.5, rotation=10.0, sharpness=2.0, sharpness_p=0.5, crop_padding=4),
+    "q1.3": Augmentation(hflip=0.5, vflip=0.5, rotation=10.0, sharpness=2.0, sharpness_p=0.5, crop_padding=4),
     # Q1.4 (Tables 1 and 2): horizontal flip, random crop, colour jitter.
-    "q1.4": Recipe(hflip=0.5, crop_padding=4, brightness=0.2, contrast=0.2, saturation=0.2),
+    "q1.4": Augmentation(hflip=0.5, crop_padding=4, brightness=0.2, contrast=0.2, saturation=0.2),
     # Q2 (Table 3): horizontal flip, rotation.
-    "q2": Recipe(hflip=0.5, rotation=10.0),
+    "q2": Augmentation(hflip=0.5, rotation=10.0),
     # Horizontal flip only: the one augmentation that helps an MLP (it has no translation invariance to learn).
-    "flip": Recipe(hflip=0.5),
+    "flip": Augmentation(hflip=0.5),
     # Flip and crop only: the standard CIFAR recipe, used by the improved presets.
-    "flip-crop": Recipe(hflip=0.5, crop_padding=4),
+    "flip-crop": Augmentation(hflip=0.5, crop_padding=4),
     # The same for 96x96 STL-10 images: padding scaled with the image (4 px at 32 -> 12 px at 96).
-    "flip-crop-96": Recipe(hflip=0.5, crop_padding=12),
+    "flip-crop-96": Augmentation(hflip=0.5, crop_padding=12),
 }
 
 
-def get_recipe(name: str) -> Recipe:
-    """Returns the named recipe; unknown names list the valid ones."""
-    if name not in RECIPES:
-        raise ConfigError(f"unknown transform {name!r}; choose one of {', '.join(RECIPES)}")
-    return RECIPES[name]
+def get_augmentation(name: str) -> Augmentation:
+    """Returns the named augmentation; unknown names list the valid ones."""
+    check_choice("augmentation", name, AUGMENTATIONS)
+    return AUGMENTATIONS[name]
 
 
 def make_train_transform(name: str = "q1.3", image_size: int = 32) -> T.Compose:
-    """Returns the seed's per-image training pipeline: PIL image -> float tensor (3, H, W) in [-1, 1]."""
-    recipe = get_recipe(name)
+    """Returns the course's per-image training pipeline for augmentation `name`: PIL image -> float tensor
+    (3, H, W) in [-1, 1]."""
+    recipe = get_augmentation(name)
     steps: list = []
     if recipe.hflip:
         steps.append(T.RandomHorizontalFlip(recipe.hflip))

@@ -22,10 +22,11 @@ from optuna.visualization import matplotlib as optuna_plots
 from .config import runs_dir
 from .errors import ConfigError, TrainingDiverged
 from .experiment import run_experiment
-from .models import MODELS
+from .models import MODELS, has_hidden_size
 from .tables import save_table
-from .train import OPTIMIZERS, History, TrainConfig
-from .transforms import RECIPES
+from .train import OPTIMIZERS, FitResult, TrainConfig, run_status
+from .transforms import AUGMENTATIONS
+from .validation import check_choice, check_name
 from .viz import save_figure
 
 
@@ -40,19 +41,17 @@ class SearchSpace:
     weight_decay: tuple[float, float] = (1e-6, 1e-2)       # log scale
     momentum: tuple[float, float] = (0.5, 0.99)
     hidden_sizes: tuple[int, ...] = (64, 512)              # MLPs only
-    transforms: tuple[str, ...] = ("q1.3", "q1.4", "none")
+    augmentations: tuple[str, ...] = ("q1.3", "q1.4", "none")
     epochs: tuple[int, ...] = (5,)
 
     def validate(self) -> "SearchSpace":
         """Returns self; raises ConfigError for empty choices, inverted ranges or unknown names."""
-        for name, allowed in (("models", MODELS), ("optimizers", OPTIMIZERS), ("transforms", RECIPES)):
+        for name, allowed in (("models", MODELS), ("optimizers", OPTIMIZERS), ("augmentations", AUGMENTATIONS)):
             values = getattr(self, name)
             if not values:
                 raise ConfigError(f"search space: {name} is empty; give at least one of {', '.join(allowed)}")
-            unknown = [v for v in values if v not in allowed]
-            if unknown:
-                raise ConfigError(f"search space: unknown {name} {', '.join(map(str, unknown))}; "
-                                  f"choose from {', '.join(allowed)}")
+            for value in values:
+                check_choice(name, value, allowed, context="search space: ")
         for name in ("batch_sizes", "hidden_sizes", "epochs"):
             values = getattr(self, name)
             if not values or any(int(v) != v or v < 1 for v in values):
@@ -75,11 +74,11 @@ def suggest_config(trial: optuna.Trial, space: SearchSpace, base: TrainConfig) -
                      lr=trial.suggest_float("lr", *space.lr, log=True),
                      batch_size=trial.suggest_categorical("batch_size", space.batch_sizes),
                      weight_decay=trial.suggest_float("weight_decay", *space.weight_decay, log=True),
-                     transform=trial.suggest_categorical("transform", space.transforms),
+                     augmentation=trial.suggest_categorical("augmentation", space.augmentations),
                      epochs=trial.suggest_categorical("epochs", space.epochs))
     if config.optimizer in ("sgd", "rmsprop"):
         config.momentum = trial.suggest_float("momentum", *space.momentum)
-    if config.model.startswith("mlp"):
+    if has_hidden_size(config.model):
         config.model_kwargs["hidden_size"] = trial.suggest_categorical("hidden_size", space.hidden_sizes)
     return config
 
@@ -120,63 +119,69 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise ConfigError(f"unknown pruner {name!r}; choose median or halving")
 
 
-def load_study(study_name: str, storage: str | None = None, seed: int = 0,
-               pruner: str = "median") -> optuna.Study:
-    """Returns the study (created if new) with a seeded TPE sampler; workers call this with the same name."""
+def create_or_load_study(study_name: str, storage: str | None = None, seed: int = 0,
+                         pruner: str = "median") -> optuna.Study:
+    """Returns the study, creating it if new, with a seeded TPE sampler; workers call this with the same name.
+    The name must be a safe file name (it names the study's tables and figures)."""
+    check_name(study_name, "study name")
     return optuna.create_study(study_name=study_name, storage=open_storage(storage), direction="maximize",
                                sampler=optuna.samplers.TPESampler(seed=seed), pruner=make_pruner(pruner),
                                load_if_exists=True)
 
 
 def objective(trial: optuna.Trial, space: SearchSpace, base: TrainConfig) -> float:
-    """Trains one suggested configuration; reports test accuracy per epoch and is pruned when behind."""
+    """Trains one suggested configuration; reports test accuracy per epoch and is pruned when behind. Records
+    the trial's status ('ok', 'diverged', 'at chance'; pruned trials are told by their state)."""
     config = suggest_config(trial, space, base)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
 
-    def report(history: History) -> None:
-        trial.report(history.test_acc[-1], history.epochs)
+    def report(progress: FitResult) -> None:
+        trial.report(progress.history.test_acc[-1], progress.history.epochs)
         if trial.should_prune():
             raise optuna.TrialPruned()
 
     try:
         result = run_experiment(config, on_epoch_end=report, progress=False)
     except TrainingDiverged as err:
+        trial.set_user_attr("status", "diverged")
         trial.set_user_attr("diverged", str(err))
         raise optuna.TrialPruned() from None
+    trial.set_user_attr("status", run_status(result.history, len(result.class_names)))
     return result.test_acc
 
 
 def run_study(study_name: str, trials: int, base: TrainConfig, space: SearchSpace = SearchSpace(),
-              storage: str | None = None, seed: int = 0, pruner: str = "median") -> optuna.Study:
-    """Validates the space, then adds `trials` trials to the study (shared with any other worker)."""
+              storage: str | None = None, seed: int = 0, pruner: str = "median", total: bool = False
+              ) -> optuna.Study:
+    """Validates the space and the base config, then adds `trials` trials to the study (shared with any other
+    worker); with `total`, only as many as it takes to reach `trials` finished trials (a re-run adds nothing)."""
     space.validate()
     base.validate()
-    study = load_study(study_name, storage, seed, pruner)
-    study.optimize(lambda trial: objective(trial, space, base), n_trials=trials)
-    return study
-
-
-def ensure_trials(study_name: str, target: int, base: TrainConfig, space: SearchSpace = SearchSpace(),
-                  storage: str | None = None, seed: int = 0) -> optuna.Study:
-    """Returns the study after topping it up to `target` finished trials (a re-run adds nothing)."""
-    space.validate()
-    base.validate()
-    study = load_study(study_name, storage, seed)
-    missing = target - sum(t.state.is_finished() for t in study.trials)
+    study = create_or_load_study(study_name, storage, seed, pruner)
+    missing = trials - sum(t.state.is_finished() for t in study.trials) if total else trials
     if missing > 0:
         study.optimize(lambda trial: objective(trial, space, base), n_trials=missing)
     return study
 
 
+def trial_status(trial: optuna.trial.FrozenTrial) -> str:
+    """Returns 'ok', 'diverged', 'at chance', 'pruned at epoch k' or the trial's state (e.g. 'RUNNING')."""
+    if trial.user_attrs.get("status") == "diverged":
+        return "diverged"
+    if trial.state == optuna.trial.TrialState.PRUNED:
+        return f"pruned at epoch {len(trial.intermediate_values)}"
+    return trial.user_attrs.get("status", trial.state.name)
+
+
 def trials_table(study: optuna.Study) -> tuple[list[str], list[list]]:
-    """Returns (headers, rows): one row per trial with its state, accuracy, parameters and worker."""
+    """Returns (headers, rows): one row per trial with its status, accuracy, parameters and worker."""
     params = sorted({name for trial in study.trials for name in trial.params})
-    headers = ["trial", "state", "test accuracy (%)", "epochs run", *params, "worker"]
+    headers = ["trial", "status", "test accuracy (%)", "epochs run", *params, "worker"]
     rows = []
     for trial in study.trials:
         accuracy = trial.value if trial.value is not None else (
             trial.intermediate_values[max(trial.intermediate_values)] if trial.intermediate_values else float("nan"))
-        rows.append([trial.number, trial.state.name, accuracy, len(trial.intermediate_values),
+        rows.append([trial.number, trial_status(trial), accuracy, len(trial.intermediate_values),
                      *[trial.params.get(p, "") for p in params], trial.user_attrs.get("worker", "")])
     return headers, rows
 

@@ -14,8 +14,8 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
-from .config import is_smoke, report_dir
-from .checkpoint import write_atomically
+from .config import mode_name, report_dir
+from .files import write_atomically
 from .train import History
 from .transforms import unnormalize
 
@@ -157,7 +157,7 @@ def save_figure(fig: Figure, name: str, folder: Path | str | None = None) -> lis
     smoke or full mode, so the report can refuse smoke figures.
     """
     folder = Path(folder) if folder is not None else report_dir() / "figures"
-    mode = "smoke" if is_smoke() else "full"
+    mode = mode_name()
     paths = [folder / f"{name}.pdf", folder / f"{name}.png"]
     metadata = {"pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None,
                         "Subject": f"cv-workbook mode={mode}"},

@@ -9,8 +9,8 @@ from .config import by_mode
 from .errors import WorkbookError
 from .experiment import run_experiment
 from .models import MODELS
-from .train import OPTIMIZERS, History, TrainConfig
-from .transforms import RECIPES
+from .train import OPTIMIZERS, FitResult, History, TrainConfig
+from .transforms import AUGMENTATIONS
 from .viz import plot_history
 
 
@@ -20,8 +20,8 @@ class LivePlot:
     def __init__(self, title: str = "") -> None:
         self.title, self.handle = title, None
 
-    def __call__(self, history: History) -> None:
-        fig = plot_history({"run": history}, self.title)
+    def __call__(self, progress: FitResult) -> None:
+        fig = plot_history({"run": progress.history}, self.title)
         if self.handle is None:
             self.handle = display(fig, display_id=True)
         else:
@@ -30,14 +30,17 @@ class LivePlot:
 
 
 def train_and_plot(model: str, optimizer: str, lr: float, batch_size: int, epochs: int, weight_decay: float,
-                   momentum: float, transform: str) -> History | None:
-    """Trains one configuration on CIFAR-100 with live curves; returns its History (None if refused)."""
+                   momentum: float, augmentation: str, run_name: str = "") -> History | None:
+    """Trains one configuration on CIFAR-100 with live curves; returns its History (None if refused).
+
+    With a `run_name` the run is saved under runs/ (and refused at once while another process trains that run).
+    """
     config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
-                         weight_decay=weight_decay, momentum=momentum, transform=transform)
-    live = LivePlot(f"{model}, {optimizer}, lr={lr:g}, batch {batch_size}, {transform}")
+                         weight_decay=weight_decay, momentum=momentum, augmentation=augmentation)
+    live = LivePlot(f"{model}, {optimizer}, lr={lr:g}, batch {batch_size}, {augmentation}")
     try:
-        result = run_experiment(config, on_epoch_end=live)
-    except WorkbookError as err:  # bad settings or divergence: one line, not a traceback
+        result = run_experiment(config, run_name.strip() or None, on_epoch_end=live)
+    except WorkbookError as err:  # bad settings, divergence, a run being trained elsewhere: one line
         print(f"error: {err}")
         return None
     print(f"test accuracy after {result.history.epochs} epochs: {result.test_acc:.2f} %")
@@ -58,5 +61,7 @@ def make_training_ui() -> widgets.interactive:
         weight_decay=widgets.Dropdown(options=[0.0, 1e-5, 1e-4, 5e-4, 1e-3], value=1e-4,
                                       description="weight decay", style=style),
         momentum=widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="momentum", style=style),
-        transform=widgets.Dropdown(options=list(RECIPES), value="q1.4", description="augmentation", style=style),
+        augmentation=widgets.Dropdown(options=list(AUGMENTATIONS), value="q1.4", description="augmentation",
+                                      style=style),
+        run_name=widgets.Text(value="", placeholder="empty: not saved", description="save as run", style=style),
     )

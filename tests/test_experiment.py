@@ -15,7 +15,7 @@ from cv_helpers.train import TrainConfig
 
 
 def test_pil_path_trains_through_the_torchvision_transforms(data_root):
-    result = run_experiment(TrainConfig(model="convnet", loader="pil", epochs=1, transform="q1.3"), progress=False)
+    result = run_experiment(TrainConfig(model="convnet", loader="pil", epochs=1, augmentation="q1.3"), progress=False)
     assert result.history.epochs == 1 and 0.0 <= result.test_acc <= 100.0
     assert result.per_class.shape == (100,)
 
@@ -54,7 +54,7 @@ def test_finetuning_loads_the_cifar_checkpoint_and_adapts_it_to_stl10(tmp_path):
     assert torch.equal(model.conv2.weight, cifar_net.conv2.weight)
     assert torch.equal(model.bn1.running_mean, cifar_net.bn1.running_mean)
     assert model.fc1.in_features == 73_728 and model.fc2.out_features == 5
-    assert kwargs == {"num_classes": 5, "input_size": 96}
+    assert kwargs == {"num_classes": 5, "image_size": 96}
     assert ConvNetBN(**kwargs).load_state_dict(model.state_dict())   # the fine-tuned checkpoint rebuilds
 
 
@@ -62,7 +62,7 @@ def test_finetuning_run_on_the_generated_stl10(data_root, tmp_path):
     save_checkpoint(tmp_path / "cifar.pt", {"model_name": "convnet-bn", "model_kwargs": {}, "class_names": None,
                                             "epoch": 1, "model_state": ConvNetBN().state_dict()})
     config = TrainConfig(model="convnet-bn", dataset="stl10", init_from=str(tmp_path / "cifar.pt"), epochs=1,
-                         optimizer="sgd", lr=0.01, batch_size=32, transform="q2")
+                         optimizer="sgd", lr=0.01, batch_size=32, augmentation="q2")
     result = run_experiment(config, progress=False)
     assert result.class_names == ["car", "deer", "horse", "monkey", "truck"]
     assert result.per_class.shape == (5,)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cv_helpers.fast_loader import BatchAugment, FastLoader
-from cv_helpers.transforms import RECIPES, Recipe, make_test_transform, make_train_transform, unnormalize
+from cv_helpers.transforms import AUGMENTATIONS, Augmentation, make_test_transform, make_train_transform, unnormalize
 
 
 def _images(n: int, side: int = 32, seed: int = 0) -> torch.Tensor:
@@ -23,30 +23,30 @@ def _generator(seed: int = 0) -> torch.Generator:
 
 def test_no_augmentation_equals_torchvision_test_transform_exactly():
     images = _images(4)
-    fast = BatchAugment(Recipe())(images, _generator())
+    fast = BatchAugment(Augmentation())(images, _generator())
     reference = torch.stack([make_test_transform()(Image.fromarray(im.permute(1, 2, 0).numpy())) for im in images])
     assert torch.equal(fast, reference)
 
 
 def test_horizontal_flip_rate_is_the_recipe_probability():
     image = _images(1).expand(4000, -1, -1, -1)
-    out = BatchAugment(Recipe(hflip=0.5))(image, _generator())
-    flipped_reference = BatchAugment(Recipe())(image[:1].flip(3), _generator())
+    out = BatchAugment(Augmentation(hflip=0.5))(image, _generator())
+    flipped_reference = BatchAugment(Augmentation())(image[:1].flip(3), _generator())
     flipped = (out == flipped_reference).flatten(1).all(1)
     assert 0.46 < flipped.float().mean() < 0.54
 
 
 def test_vertical_flip_flips_rows():
     image = _images(1)
-    out = BatchAugment(Recipe(vflip=1.0))(image, _generator())
-    assert torch.equal(out, BatchAugment(Recipe())(image.flip(2), _generator()))
+    out = BatchAugment(Augmentation(vflip=1.0))(image, _generator())
+    assert torch.equal(out, BatchAugment(Augmentation())(image.flip(2), _generator()))
 
 
 def test_crop_offsets_are_uniform_over_the_padding_window():
     # A single bright pixel at the centre reveals each image's shift.
     image = torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
     image[:, :, 16, 16] = 255
-    out = BatchAugment(Recipe(crop_padding=4))(image.expand(9000, -1, -1, -1), _generator())
+    out = BatchAugment(Augmentation(crop_padding=4))(image.expand(9000, -1, -1, -1), _generator())
     rows, cols = torch.nonzero(out[:, 0] > 0.5, as_tuple=True)[1:]
     shifts = (rows - 16).numpy()
     assert len(shifts) == 9000
@@ -57,7 +57,7 @@ def test_crop_offsets_are_uniform_over_the_padding_window():
 
 def test_crop_fills_the_border_with_zeros_like_torchvision():
     image = torch.full((500, 3, 32, 32), 255, dtype=torch.uint8)
-    out = unnormalize(BatchAugment(Recipe(crop_padding=4))(image, _generator()))
+    out = unnormalize(BatchAugment(Augmentation(crop_padding=4))(image, _generator()))
     black_rows = (out[:, 0].amax(dim=2) == 0).sum(1)
     assert black_rows.max() == 4 and black_rows.min() == 0
 
@@ -66,8 +66,8 @@ def test_crop_fills_the_border_with_zeros_like_torchvision():
 def test_colour_jitter_factor_stays_in_its_range(name):
     image = torch.full((2000, 3, 32, 32), 100, dtype=torch.uint8)
     image[:, 0] = 150                                   # some colour so saturation has an effect
-    out = unnormalize(BatchAugment(Recipe(**{name: 0.2}))(image, _generator()))
-    base = unnormalize(BatchAugment(Recipe())(image[:1], _generator()))
+    out = unnormalize(BatchAugment(Augmentation(**{name: 0.2}))(image, _generator()))
+    base = unnormalize(BatchAugment(Augmentation())(image[:1], _generator()))
     change = (out[:, 0, 0, 0] - base[0, 0, 0, 0]).abs()
     assert change.max() > 0.01                         # it does something
     reference = {"brightness": 150 / 255 * 0.2}.get(name, (150 - 100) / 255 * 0.2 + 0.01)
@@ -78,7 +78,7 @@ def test_colour_jitter_factor_stays_in_its_range(name):
                                           ("saturation", TF.adjust_saturation)])
 def test_each_jittered_image_is_torchvisions_adjustment_for_a_factor_in_range(name, adjust):
     images = _images(200)
-    out = unnormalize(BatchAugment(Recipe(**{name: 0.3}))(images, _generator()))
+    out = unnormalize(BatchAugment(Augmentation(**{name: 0.3}))(images, _generator()))
     candidate_factors = torch.linspace(0.7, 1.3, 601)
     for image, result in zip(images[:20].float() / 255, out[:20]):
         errors = torch.stack([(adjust(image, float(f)) - result).abs().max() for f in candidate_factors])
@@ -87,14 +87,14 @@ def test_each_jittered_image_is_torchvisions_adjustment_for_a_factor_in_range(na
 
 def test_sharpness_matches_torchvision_adjust_sharpness():
     images = _images(3)
-    out = unnormalize(BatchAugment(Recipe(sharpness=2.0, sharpness_p=1.0))(images, _generator()))
+    out = unnormalize(BatchAugment(Augmentation(sharpness=2.0, sharpness_p=1.0))(images, _generator()))
     expected = TF.adjust_sharpness(images.float() / 255, 2.0)
     assert torch.allclose(out, expected, atol=1e-5)
 
 
 def test_rotation_by_small_angles_keeps_the_centre_pixel():
     images = _images(64)
-    out = unnormalize(BatchAugment(Recipe(rotation=10))(images, _generator()))
+    out = unnormalize(BatchAugment(Augmentation(rotation=10))(images, _generator()))
     assert torch.allclose(out[:, :, 15:17, 15:17], images[:, :, 15:17, 15:17].float() / 255)
     assert not torch.allclose(out, images.float() / 255)
 
@@ -113,7 +113,7 @@ def test_pil_and_fast_recipes_use_the_same_steps():
        jitter=st.floats(0, 0.9), seed=st.integers(0, 2**31))
 def test_any_valid_recipe_gives_normalised_images_of_the_input_shape(n, side, hflip, vflip, rotation, sharpness,
                                                                      padding, jitter, seed):
-    recipe = Recipe(hflip=hflip, vflip=vflip, rotation=rotation, sharpness=sharpness, sharpness_p=0.5,
+    recipe = Augmentation(hflip=hflip, vflip=vflip, rotation=rotation, sharpness=sharpness, sharpness_p=0.5,
                     crop_padding=padding, brightness=jitter, contrast=jitter, saturation=jitter)
     out = BatchAugment(recipe)(_images(n, side, seed % 1000), _generator(seed))
     assert out.shape == (n, 3, side, side) and out.dtype == torch.float32
@@ -133,7 +133,7 @@ def test_loader_covers_every_sample_once_per_epoch_in_a_seeded_order():
 
 
 def test_every_named_recipe_runs_on_96px_images():
-    for recipe in RECIPES.values():
+    for recipe in AUGMENTATIONS.values():
         assert BatchAugment(recipe)(_images(2, 96), _generator()).shape == (2, 3, 96, 96)
 
 
@@ -142,7 +142,7 @@ def test_geometric_steps_lose_as_many_pixels_as_the_torchvision_pipeline(recipe)
     # On an all-white image every black output pixel was lost to rotation or crop padding: the two pipelines
     # must lose the same share on average, and vary as much from image to image.
     white = torch.full((1500, 3, 32, 32), 255, dtype=torch.uint8)
-    fast = unnormalize(BatchAugment(RECIPES[recipe])(white, _generator()))[:, 0].eq(0).float().mean(dim=(1, 2))
+    fast = unnormalize(BatchAugment(AUGMENTATIONS[recipe])(white, _generator()))[:, 0].eq(0).float().mean(dim=(1, 2))
     torch.manual_seed(0)
     transform, pil_white = make_train_transform(recipe), Image.fromarray(np.full((32, 32, 3), 255, np.uint8))
     pil = torch.stack([unnormalize(transform(pil_white))[0].eq(0).float().mean() for _ in range(1500)])

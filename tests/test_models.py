@@ -46,7 +46,7 @@ def test_forward_gives_logits_and_features(net, side):
 def test_finetuning_surgery_for_96px_figure_6():
     net = ConvNetBN()
     conv_weights = net.conv1.weight.clone()
-    adapt_for_finetuning(net, num_classes=5, input_size=96)
+    adapt_for_finetuning(net, num_classes=5, image_size=96)
     assert net.fc1.in_features == 73_728 and net.fc2.out_features == 5
     assert torch.equal(net.conv1.weight, conv_weights)
     assert net(torch.randn(2, 3, 96, 96)).shape == (2, 5)
@@ -74,7 +74,7 @@ def test_q3_net_has_five_convolutions_two_shortcuts_and_fits_any_input_size():
     assert torch.allclose(net.res3(x), x + net.res3.block(x))          # identity shortcut
     assert net.features(torch.randn(2, 3, 32, 32)).shape == (2, 384)
     head = net.fc
-    adapt_for_finetuning(net, num_classes=5, input_size=96)
+    adapt_for_finetuning(net, num_classes=5, image_size=96)
     assert net.fc is not head and (net.fc.in_features, net.fc.out_features) == (384, 5)
     assert net(torch.randn(2, 3, 96, 96)).shape == (2, 5)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from matplotlib import pyplot as plt
@@ -13,12 +12,14 @@ from cv_helpers.results import WHAT_WORKED, load_runs, measured_accuracy, summar
 from cv_helpers.viz import save_figure
 
 
-def _run(folder, name, accuracy, source="cifar100", epochs=10, seconds=120.0):
+def _run(folder, name, accuracy, source="cifar100", epochs=10, seconds=120.0, seed=0):
     run_dir = folder / name
     run_dir.mkdir(parents=True)
-    (run_dir / "config.json").write_text(json.dumps({"epochs": epochs, "seed": 0}))
-    (run_dir / "metrics.json").write_text(json.dumps({"final_test_acc": accuracy, "train_seconds": seconds,
-                                                      "device": "cpu (2 threads)", "data_source": source}))
+    (run_dir / "config.json").write_text(json.dumps({"epochs": epochs, "seed": seed}))
+    history = {"test_acc": [accuracy] * epochs}
+    (run_dir / "metrics.json").write_text(json.dumps({"history": history, "final_test_acc": accuracy,
+                                                      "train_seconds": seconds, "device": "cpu (2 threads)",
+                                                      "data_source": source}))
 
 
 def test_protocol_rows_average_over_seeds_next_to_the_seed_report(tmp_path):
@@ -28,15 +29,15 @@ def test_protocol_rows_average_over_seeds_next_to_the_seed_report(tmp_path):
     _run(tmp_path, "q1.4-sweep-convnet-base", 14.0)            # not a protocol: left out
     rows = summarise(load_runs(tmp_path))
     assert len(rows) == 1
-    protocol, seed_number, mean, spread, seeds, epochs, minutes, device, data = rows[0]
+    protocol, seed_number, mean, spread, seeds, epochs, minutes, device, data, status, command = rows[0]
     assert (protocol, seed_number, mean, spread, seeds) == ("q1.3-convnet", "22.00", "23.00", "± 1.00", 3)
     assert (epochs, minutes) == (10, "2.0")
 
 
 def test_runs_on_generated_stl10_publish_no_accuracy(tmp_path):
-    _run(tmp_path, "q2-finetune", 99.0, source="generated fixture")
+    _run(tmp_path, "q2-finetune", 99.0, source="stl10 generated")
     row = summarise(load_runs(tmp_path))[0]
-    assert row[2] == "n/a (generated fixture only)" and row[-1] == "generated fixture"
+    assert row[2] == "n/a (generated data only)" and row[8] == "stl10 generated"
 
 
 def test_unfinished_runs_are_not_results(tmp_path):
@@ -52,8 +53,10 @@ def test_what_worked_rows_pair_two_measurements_and_skip_unmeasured_changes(tmp_
     _run(tmp_path, first.after, 25.10)
     rows = what_worked(tmp_path)
     assert len(rows) == 1                                     # the other changes have no runs here
-    change, before, after, delta, why = rows[0]
+    change, before, after, delta, why, commands = rows[0]
     assert (change, before, after, delta) == (first.change, "22.35", "25.10", "+2.75") and why == first.why
+    assert commands == (f"`python -m cv_helpers train --preset {first.before}` and "
+                        f"`python -m cv_helpers train --preset {first.after}`")
 
 
 def test_measured_accuracy_reads_a_run_or_its_re_evaluation(tmp_path):
@@ -77,7 +80,7 @@ def test_results_table_is_written_as_markdown_and_csv(tmp_path, monkeypatch):
     _run(tmp_path / "runs", "q1.4-mlp", 25.5)
     markdown = write_results_table(tmp_path / "runs")
     assert "| q1.4-mlp | 22.00 | 25.50 |" in markdown
-    assert (tmp_path / "report" / "tables" / "results.csv").read_text().startswith("protocol,seed report (%)")
+    assert (tmp_path / "report" / "tables" / "results.csv").read_text().startswith("protocol,course report (%)")
 
 
 def test_report_refuses_smoke_figures(tmp_path, monkeypatch):
@@ -105,10 +108,11 @@ def test_report_numbers_figures_and_includes_tables(tmp_path, monkeypatch):
 
 
 def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, monkeypatch, full_mode):
-    from cv_helpers.notebooks import machine_description, record_times
+    from cv_helpers.config import default_device, describe_device
+    from cv_helpers.notebooks import record_times
 
     monkeypatch.setenv("CV_HELPERS_REPORT", str(tmp_path))
-    assert machine_description() == f"{os.cpu_count()} CPU cores"        # what `run-notebooks` records here
+    assert describe_device(default_device()).startswith("cpu (")         # what `run-notebooks` records here
     record_times([("Q1_1.ipynb", 60.0), ("Q2.ipynb", 120.0)], "2 CPU cores")
     markdown = record_times([("Q2.ipynb", 180.0), ("Q3.ipynb", 30.0)], "2 CPU cores")
     assert markdown.splitlines()[2:] == ["| Q1_1.ipynb | 1.00 | 2 CPU cores |", "| Q2.ipynb | 3.00 | 2 CPU cores |",

@@ -11,14 +11,14 @@ from cv_helpers.config import seed_everything
 from cv_helpers.data import CIFAR100_loader, STL10_Dataset
 from cv_helpers.errors import WorkbookError
 from cv_helpers.train import TrainConfig
-from cv_helpers.transforms import RECIPES, make_train_transform
+from cv_helpers.transforms import AUGMENTATIONS, make_train_transform
 from cv_helpers.viz import save_figure
 from cv_helpers.widgets import make_training_ui, train_and_plot
 
 
 def test_widget_refuses_a_zero_learning_rate_with_one_line(capsys):
     history = train_and_plot(model="convnet", optimizer="sgd", lr=0.0, batch_size=64, epochs=1, weight_decay=0.0,
-                             momentum=0.9, transform="q1.4")
+                             momentum=0.9, augmentation="q1.4")
     assert history is None
     assert capsys.readouterr().out.strip() == "error: learning rate must be a finite number > 0, got 0.0"
 
@@ -59,7 +59,7 @@ def test_figure_into_an_unwritable_place_is_one_clear_error_and_keeps_old_files(
 
 
 @settings(max_examples=20, deadline=None)
-@given(recipe=st.sampled_from(sorted(RECIPES)), index=st.integers(0, 10_000), train=st.booleans())
+@given(recipe=st.sampled_from(sorted(AUGMENTATIONS)), index=st.integers(0, 10_000), train=st.booleans())
 def test_any_recipe_on_any_cifar_item_gives_a_normalised_3x32x32_tensor(data_root, recipe, index, train):
     dataset = CIFAR100_loader(data_root, train=train, transform=make_train_transform(recipe, 32))
     image, label = dataset[index % len(dataset)]
@@ -68,7 +68,7 @@ def test_any_recipe_on_any_cifar_item_gives_a_normalised_3x32x32_tensor(data_roo
 
 
 @settings(max_examples=10, deadline=None)
-@given(recipe=st.sampled_from(sorted(RECIPES)), index=st.integers(0, 10_000))
+@given(recipe=st.sampled_from(sorted(AUGMENTATIONS)), index=st.integers(0, 10_000))
 def test_any_recipe_on_any_stl10_item_gives_a_normalised_3x96x96_tensor(data_root, recipe, index):
     dataset = STL10_Dataset(data_root, train=True, transform=make_train_transform(recipe, 96))
     image, label = dataset[index % len(dataset)]

@@ -14,7 +14,7 @@ from cv_helpers.fixtures import class_images
 from cv_helpers.models import ConvNet, TwoLayerNet
 from cv_helpers.train import (TrainConfig, confusion_matrix, fit, initialize_optimizer, lr_factor,
                               per_class_accuracy, predict, train, valid, valid_class)
-from cv_helpers.transforms import get_recipe
+from cv_helpers.transforms import get_augmentation
 
 
 def _loaders(num_classes: int = 4, per_class: int = 40, seed: int = 0, recipe: str = "none"):
@@ -23,7 +23,7 @@ def _loaders(num_classes: int = 4, per_class: int = 40, seed: int = 0, recipe: s
     images = class_images(labels, 32, num_classes, rng)
     test_labels = np.repeat(np.arange(num_classes), 10)
     test_images = class_images(test_labels, 32, num_classes, rng)
-    return (FastLoader(images, labels, 16, shuffle=True, seed=seed, recipe=get_recipe(recipe)),
+    return (FastLoader(images, labels, 16, shuffle=True, seed=seed, augmentation=get_augmentation(recipe)),
             FastLoader(test_images, test_labels, 100))
 
 
@@ -44,7 +44,7 @@ def test_fit_learns_a_separable_problem_and_valid_agrees():
     train_loader, test_loader = _loaders()
     torch.manual_seed(0)
     net = ConvNet(num_classes=4)
-    history = fit(net, train_loader, test_loader, TrainConfig(epochs=4, lr=3e-3, batch_size=16), progress=False)
+    history = fit(net, train_loader, test_loader, TrainConfig(epochs=4, lr=3e-3, batch_size=16), progress=False).history
     assert history.epochs == 4 and history.train_loss[-1] < history.train_loss[0]
     assert history.test_acc[-1] >= 90.0
     assert valid(net, test_loader) == pytest.approx(history.test_acc[-1])
@@ -89,15 +89,15 @@ def test_divergence_stops_with_epoch_step_and_lr_and_keeps_last_checkpoint(tmp_p
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    config = TrainConfig(epochs=3, lr=2e-3, transform="q1.3", optimizer="sgd", schedule="cosine")
+    config = TrainConfig(epochs=3, lr=2e-3, augmentation="q1.3", optimizer="sgd", schedule="cosine")
 
     def run(run_dir, stop_after=None):
         torch.manual_seed(1)
         net = ConvNet(num_classes=4)
         train_loader, test_loader = _loaders(seed=3, recipe="q1.3")
 
-        def interrupt(history):
-            if history.epochs == stop_after:
+        def interrupt(progress):
+            if progress.history.epochs == stop_after:
                 raise KeyboardInterrupt
 
         try:
@@ -130,7 +130,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     ({"batch_size": 0}, "batch size must be a whole number >= 1"),
     ({"optimizer": "adamax"}, "unknown optimizer 'adamax'; choose one of sgd, adam, adamw, rmsprop, adagrad"),
     ({"model": "vgg"}, "unknown model 'vgg'"),
-    ({"transform": "q9"}, "unknown transform 'q9'; choose one of none, q1.3"),
+    ({"augmentation": "q9"}, "unknown augmentation 'q9'; choose one of none, q1.3"),
 ])
 def test_invalid_settings_are_refused_before_training(settings, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,5 +1,7 @@
-"""Test setup: smoke mode, a data folder (real CIFAR-100 when present, generated STL-10 always), and private
-runs/ and report/ folders so tests never touch the repository's results. Notebook kernels inherit all of it."""
+"""Test setup for every way of running the tests from the repository root (`make test`, `pytest`, `pytest
+notebooks/`, one notebook with nbval): smoke mode, a data folder (real CIFAR-100 when present, generated STL-10),
+and private runs/ and report/ folders, so that tests never touch the repository's results. Notebook kernels
+inherit all of it. It sits at the root so that pytest loads it for `tests/` and `notebooks/` alike."""
 from __future__ import annotations
 
 import os
