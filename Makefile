@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export CV_HELPERS_DATA ?= $(CURDIR)/data
 SHARED_DATA := $(CURDIR)/../shared/data/unpack.py
+STL10_SAMPLE := $(CURDIR)/../shared/data/stl10_sample
 
-.PHONY: install data report test smoke-report benchmark
+.PHONY: install data report test smoke-report benchmark lab
 
 install: $(VENV)/.installed
 
@@ -20,6 +21,9 @@ data: install
 	@if [ -f "$(SHARED_DATA)" ]; then $(PY) "$(SHARED_DATA)" --out "$(CV_HELPERS_DATA)"; \
 	elif [ ! -f "$(CV_HELPERS_DATA)/cifar100/train_images.npy" ]; then \
 	  $(PY) -m cv_helpers prepare-data --out "$(CV_HELPERS_DATA)"; fi
+	@# STL-10: the course machines' real 219-image sample, converted like the official archive (if none is prepared)
+	@if [ ! -f "$(CV_HELPERS_DATA)/stl10_5class/meta.json" ] && [ -d "$(STL10_SAMPLE)" ]; then \
+	  $(PY) -m cv_helpers prepare-data --datasets stl10 --stl10-sample "$(STL10_SAMPLE)" --out "$(CV_HELPERS_DATA)"; fi
 
 report: data
 	$(PY) -m cv_helpers run-notebooks
@@ -33,3 +37,7 @@ test: data
 
 benchmark: data
 	$(PY) benchmarks/bench_training.py
+
+# JupyterLab in the project's environment, with the data folder set (Ctrl-C stops it).
+lab: data
+	$(PY) -m jupyter lab --notebook-dir=notebooks

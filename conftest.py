@@ -46,6 +46,15 @@ def data_root() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="module")
+def child_env(tmp_path_factory) -> dict:
+    """Environment for a child process: generated data (500 CIFAR images), full mode, a private runs folder."""
+    root = tmp_path_factory.mktemp("child")
+    make_fixture_data(root / "data")
+    return {**os.environ, "CV_HELPERS_DATA": str(root / "data"), "CV_HELPERS_RUNS": str(root / "runs"),
+            "CV_HELPERS_SMOKE": "0", "OMP_NUM_THREADS": "1"}
+
+
 @pytest.fixture()
 def full_mode(monkeypatch):
     """Turns smoke mode off for one test (full-size datasets)."""

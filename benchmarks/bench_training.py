@@ -1,7 +1,7 @@
-"""Training throughput on real CIFAR-100: the seed's PIL pipeline vs the fast batch path vs the model alone.
+"""Training throughput on real CIFAR-100: the course's PIL pipeline vs the fast batch path vs the model alone.
 
 For the MLP, the LeNet ConvNet and the Figure 6 net it measures images/s of
-  (a) the seed's pipeline: CIFAR100_loader + Q1.3 torchvision transforms in a DataLoader with 2 workers,
+  (a) the course's pipeline: CIFAR100_loader + Q1.3 torchvision transforms in a DataLoader with 2 workers,
   (b) the fast path: FastLoader with the same Q1.3 recipe applied per batch on the training device,
   (c) the model alone: the same training step on one fixed in-memory batch (the ceiling for any loader),
 and the achieved GFLOP/s next to the machine's fp32 matmul rate. With --protocol it also times the full Q1.3

@@ -115,8 +115,9 @@ def _add_notebooks_parser(commands: argparse._SubParsersAction) -> None:
 
 def _run_notebooks(args: argparse.Namespace) -> int:
     from .config import default_device, describe_device
-    from .notebooks import record_times, run_notebooks
+    from .notebooks import notebook_paths, record_times, run_notebooks, training_plan
 
+    print(training_plan([path.stem for path in notebook_paths(args.names)]), flush=True)
     times = []
     for name, seconds in run_notebooks(args.names):
         print(f"{name}: {seconds / 60:.1f} min", flush=True)

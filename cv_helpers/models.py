@@ -1,4 +1,4 @@
-"""The assignment's networks, the improved nets of the seed's Figures 5 and 6, parameter counting, and the
+"""The assignment's networks, the improved nets of the course report's Figures 5 and 6, parameter counting, and the
 fine-tuning surgery that moves a CIFAR-100 network to another input size and class count.
 
 Every network has `conv_features(x)` (the map fc1 flattens; the input itself for MLPs), `features(x) -> (N, D)`
@@ -39,7 +39,7 @@ class TwoLayerNet(nn.Module):
 
 
 class FourLayerNet(nn.Module):
-    """The seed's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 -> classes), ReLU between."""
+    """The course report's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 -> classes), ReLU between."""
 
     HEAD, FIRST_FC, FLAT_INPUT = "fc4", "fc1", True
 
@@ -62,7 +62,7 @@ class FourLayerNet(nn.Module):
 
 
 class ConvNet(nn.Module):
-    """The seed's Figure 2: LeNet-5 with ReLU and average pooling.
+    """The course report's Figure 2: LeNet-5 with ReLU and average pooling.
 
     (N, 3, 32, 32) -> conv1 5x5 (6) -> pool -> conv2 5x5 (16) -> pool -> fc1 400->120 -> fc2 120->84 -> fc3 84->100.
     """
@@ -92,7 +92,7 @@ class ConvNet(nn.Module):
 
 
 class ConvNetBN(nn.Module):
-    """The seed's Figure 6: two 3x3 conv + BatchNorm + ReLU blocks, one AvgPool2d module applied after each.
+    """The course report's Figure 6: two 3x3 conv + BatchNorm + ReLU blocks, one AvgPool2d module applied after each.
 
     (N, 3, 32, 32) -> 64 ch -> pool -> 128 ch -> pool (128 x 8 x 8 = 8192) -> fc1 512 -> fc2 classes.
     At 96x96 input fc1 takes 128 x 24 x 24 = 73,728 inputs.

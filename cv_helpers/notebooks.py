@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import time
+from pathlib import Path
 from queue import Empty
 from typing import Iterator
 
@@ -11,8 +12,10 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
-from .config import REPO_ROOT, mode_name, report_dir
-from .files import write_text
+from .config import REPO_ROOT, mode_name, report_dir, runs_dir
+from .files import read_json, write_text
+from .presets import PRESETS
+from .sweep import REPORT_GRID, REPORT_SWEEP_BASE, REPORT_SWEEP_PREFIX, one_at_a_time
 from .tables import save_table
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -45,12 +48,48 @@ class PollingNotebookClient(NotebookClient):
         raise CellTimeoutError.error_from_timeout_and_cell("Cell timed out", timeout, cell)
 
 
+def notebook_runs(runs: Path) -> dict[str, list[str]]:
+    """Returns, per notebook (file stem), the runs it trains or reuses, in order (Q2: the fine-tuning preset whose
+    pretrained checkpoint exists, else the one the Q1.4 notebook's run will provide)."""
+    sweep = [f"{REPORT_SWEEP_PREFIX}-{label}" for label, _ in one_at_a_time(REPORT_SWEEP_BASE, REPORT_GRID)]
+    q2 = "q2-finetune" if (runs / PRESETS["q2-finetune"].init_from / "checkpoint.pt").is_file() \
+        else "q2-finetune-from-e15"
+    return {"Q1_2-3_baseline_training": ["q1.3-mlp", "q1.3-convnet"],
+            "Q1_4_tuning": [*sweep, "q1.4-mlp", "q1.4-convnet-e15"],
+            "Q2_stl10_finetuning_tsne": [q2],
+            "Q3_best_recipe": ["q1.4-mlp-plus", "q1.4-convnet-plus", "q3-best"]}
+
+
+def training_plan(stems: list[str], runs: Path | None = None) -> str:
+    """Returns what running these notebooks will train (runs without a checkpoint) and reuse, with the time each
+    training took when its committed metrics.json was made."""
+    runs = runs or runs_dir()
+    planned = [name for stem, names in notebook_runs(runs).items() if stem in stems for name in names]
+    to_train = [name for name in planned if not (runs / name / "checkpoint.pt").is_file()]
+    lines, total = [], 0.0
+    for name in to_train:
+        metrics = read_json(runs / name / "metrics.json")
+        if "train_seconds" in metrics:
+            total += metrics["train_seconds"] / 60
+            lines.append(f"  train {name}: about {metrics['train_seconds'] / 60:.1f} min (last time, on "
+                         f"{metrics.get('device', 'an unknown device')})")
+        else:
+            lines.append(f"  train {name}: no earlier run, time unknown")
+    head = (f"{len(to_train)} runs to train, about {total:.0f} min from the committed run times; "
+            f"{len(planned) - len(to_train)} finished runs are reused")
+    return "\n".join([head, *lines])
+
+
+def notebook_paths(names: list[str] | None = None) -> list[Path]:
+    """Returns the notebooks to run: all, in name order, or those named (file names or stems)."""
+    paths = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+    return [p for p in paths if p.name in names or p.stem in names] if names else paths
+
+
 def run_notebooks(names: list[str] | None = None) -> Iterator[tuple[str, float]]:
     """Executes notebooks (all, in name order, or those named) and writes report/notebooks/<name>; yields
     (name, seconds) as each finishes. A failing cell raises nbclient's CellExecutionError after saving the copy."""
-    paths = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-    if names:
-        paths = [p for p in paths if p.name in names or p.stem in names]
+    paths = notebook_paths(names)
     out_dir = report_dir() / "notebooks"
     for path in paths:
         notebook = nbformat.read(path, as_version=4)

@@ -31,6 +31,9 @@ PRESETS: dict[str, TrainConfig] = {
                             batch_size=64, epochs=10, augmentation="q1.3"),
     "q1.3-convnet": TrainConfig(model="convnet", optimizer="adam", lr=1e-3, batch_size=64, epochs=10,
                                 augmentation="q1.3"),
+    # The same protocol through the course's per-image torchvision pipeline (a parity check of the fast path).
+    "q1.3-convnet-pil": TrainConfig(model="convnet", optimizer="adam", lr=1e-3, batch_size=64, epochs=10,
+                                    augmentation="q1.3", loader="pil"),
     # Q1.4 Table 2 with the Figure 5 net: Adam with weight decay, lr 1e-3, batch 128, 20 epochs.
     "q1.4-mlp": TrainConfig(model="mlp4", model_kwargs={"hidden_size": 128}, optimizer="adam", lr=1e-3,
                             weight_decay=1e-4, batch_size=128, epochs=20, augmentation="q1.4"),

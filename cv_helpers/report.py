@@ -13,7 +13,7 @@ from .files import write_text
 from .config import report_dir
 from .errors import WorkbookError
 
-# (section title, text, [(figure name, caption)], [table names]) in the order of the seed report.
+# (section title, text, [(figure name, caption)], [table names]) in the order of the course report.
 SECTIONS = [
     ("Q1.1 CIFAR-100", "All 60,000 images in 100 classes (20 superclasses); the split is the data pack's own "
      "deterministic, class-balanced one, not the official membership.",

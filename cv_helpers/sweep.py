@@ -16,6 +16,12 @@ REPORT_GRID: dict[str, Sequence] = {
     "augmentation": ("q1.3", "q1.4", "none"),
 }
 
+# The report's best ConvNet recipe (SGD with momentum and weight decay, lr 0.01, batch 128) on the LeNet ConvNet,
+# 5 epochs: the centre the Q1.4 notebook's sweep varies one setting at a time (runs q1.4-sweep-convnet-<change>).
+REPORT_SWEEP_BASE = TrainConfig(model="convnet", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4,
+                                batch_size=128, epochs=5, augmentation="q1.4")
+REPORT_SWEEP_PREFIX = "q1.4-sweep-convnet"
+
 
 def one_at_a_time(base: TrainConfig, grid: dict[str, Sequence]) -> list[tuple[str, TrainConfig]]:
     """Returns (label, config) for the base and each single-setting change of it, without repeats."""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,16 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from cv_helpers.fixtures import make_fixture_data
-
-
-@pytest.fixture(scope="module")
-def fixture_env(tmp_path_factory) -> dict:
-    """Environment for a child process: generated data (500 CIFAR images), full mode, private runs folder."""
-    root = tmp_path_factory.mktemp("cli")
-    make_fixture_data(root / "data")
-    return {**os.environ, "CV_HELPERS_DATA": str(root / "data"), "CV_HELPERS_RUNS": str(root / "runs"),
-            "CV_HELPERS_SMOKE": "0", "OMP_NUM_THREADS": "1"}
 
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -29,11 +18,11 @@ def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_train_writes_config_metrics_and_checkpoint(fixture_env):
-    result = _cli(fixture_env, "train", "--model", "convnet", "--epochs", "2", "--optimizer", "adam", "--lr", "1e-3",
+def test_train_writes_config_metrics_and_checkpoint(child_env):
+    result = _cli(child_env, "train", "--model", "convnet", "--epochs", "2", "--optimizer", "adam", "--lr", "1e-3",
                   "--batch-size", "64", "--augmentation", "q1.3", "--run-name", "cli-run", "--no-progress")
     assert result.returncode == 0, result.stderr
-    run_dir = Path(fixture_env["CV_HELPERS_RUNS"]) / "cli-run"
+    run_dir = Path(child_env["CV_HELPERS_RUNS"]) / "cli-run"
     config = json.loads((run_dir / "config.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert (config["model"], config["epochs"], config["lr"], config["augmentation"]) == ("convnet", 2, 1e-3, "q1.3")
@@ -52,35 +41,35 @@ def test_train_writes_config_metrics_and_checkpoint(fixture_env):
     (["--augmentation", "fancy"], "error: unknown augmentation 'fancy'; choose one of none, q1.3, q1.4, q2, flip, "
                                "flip-crop, flip-crop-96"),
 ])
-def test_bad_settings_give_one_line_and_exit_2(fixture_env, args, message):
-    result = _cli(fixture_env, "train", "--run-name", "bad", *args)
+def test_bad_settings_give_one_line_and_exit_2(child_env, args, message):
+    result = _cli(child_env, "train", "--run-name", "bad", *args)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]     # one line, no traceback
     assert result.stderr.startswith(message)
 
 
-def test_missing_data_folder_is_one_line_naming_the_fix(fixture_env, tmp_path):
-    result = _cli({**fixture_env, "CV_HELPERS_DATA": str(tmp_path / "nothing")}, "train", "--run-name", "x")
+def test_missing_data_folder_is_one_line_naming_the_fix(child_env, tmp_path):
+    result = _cli({**child_env, "CV_HELPERS_DATA": str(tmp_path / "nothing")}, "train", "--run-name", "x")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "nothing/cifar100 does not exist" in result.stderr and "unpack.py" in result.stderr
 
 
-def test_finetuning_without_the_q1_checkpoint_says_what_creates_it(fixture_env):
-    result = _cli(fixture_env, "train", "--preset", "q2-finetune", "--run-name", "ft")
+def test_finetuning_without_the_q1_checkpoint_says_what_creates_it(child_env):
+    result = _cli(child_env, "train", "--preset", "q2-finetune", "--run-name", "ft")
     assert result.returncode == 2
     assert "q1.4-convnet/checkpoint.pt does not exist; train the CIFAR-100 network first" in result.stderr
     assert result.stderr.rstrip().endswith("`python -m cv_helpers train --preset q1.4-convnet`")  # the 50 epochs
 
 
-def test_evaluate_re_measures_a_run_and_names_a_missing_one(fixture_env):
-    trained = _cli(fixture_env, "train", "--model", "mlp", "--epochs", "1", "--run-name", "to-evaluate",
+def test_evaluate_re_measures_a_run_and_names_a_missing_one(child_env):
+    trained = _cli(child_env, "train", "--model", "mlp", "--epochs", "1", "--run-name", "to-evaluate",
                    "--no-progress")
     assert trained.returncode == 0, trained.stderr
-    result = _cli(fixture_env, "evaluate", "to-evaluate")
-    metrics = json.loads((Path(fixture_env["CV_HELPERS_RUNS"]) / "to-evaluate" / "metrics.json").read_text())
+    result = _cli(child_env, "evaluate", "to-evaluate")
+    metrics = json.loads((Path(child_env["CV_HELPERS_RUNS"]) / "to-evaluate" / "metrics.json").read_text())
     assert result.returncode == 0, result.stderr
     assert f"test accuracy {metrics['final_test_acc']:.2f} % without flip" in result.stdout
-    missing = _cli(fixture_env, "evaluate", "nothing-here", "--tta-flip")
+    missing = _cli(child_env, "evaluate", "nothing-here", "--tta-flip")
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "nothing-here/checkpoint.pt does not exist; train it first" in missing.stderr
 
@@ -91,14 +80,14 @@ def _final_state(env: dict, run: str) -> tuple[dict, dict]:
     return checkpoint["model_state"], history
 
 
-def test_sigterm_mid_run_then_resume_ends_like_an_uninterrupted_run(fixture_env):
+def test_sigterm_mid_run_then_resume_ends_like_an_uninterrupted_run(child_env):
     args = ["train", "--model", "convnet", "--epochs", "12", "--optimizer", "sgd", "--lr", "0.01",
             "--augmentation", "q1.3", "--no-progress", "--run-name"]
-    assert _cli(fixture_env, *args, "straight").returncode == 0
+    assert _cli(child_env, *args, "straight").returncode == 0
 
-    child = subprocess.Popen([sys.executable, "-m", "cv_helpers", *args, "cut"], env=fixture_env,
+    child = subprocess.Popen([sys.executable, "-m", "cv_helpers", *args, "cut"], env=child_env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    checkpoint = Path(fixture_env["CV_HELPERS_RUNS"]) / "cut" / "checkpoint.pt"
+    checkpoint = Path(child_env["CV_HELPERS_RUNS"]) / "cut" / "checkpoint.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -109,9 +98,9 @@ def test_sigterm_mid_run_then_resume_ends_like_an_uninterrupted_run(fixture_env)
     saved_epoch = torch.load(checkpoint, weights_only=False)["epoch"]
     assert 1 <= saved_epoch < 12                            # consistent: a completed epoch, not the end
 
-    assert _cli(fixture_env, *args, "cut", "--resume").returncode == 0
-    straight_weights, straight_history = _final_state(fixture_env, "straight")
-    resumed_weights, resumed_history = _final_state(fixture_env, "cut")
+    assert _cli(child_env, *args, "cut", "--resume").returncode == 0
+    straight_weights, straight_history = _final_state(child_env, "straight")
+    resumed_weights, resumed_history = _final_state(child_env, "cut")
     assert resumed_history == straight_history
     for name, value in straight_weights.items():
         assert torch.equal(value, resumed_weights[name]), name

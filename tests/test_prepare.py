@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cv_helpers.data import load_split, STL10_5CLASS, CIFAR100
+from cv_helpers.data import CIFAR100, STL10_5CLASS, load_split, stl10_source
 from cv_helpers.errors import DataError
 from cv_helpers.fixtures import write_cifar100_python, write_stl10_binary
 from cv_helpers.prepare import (convert_cifar100, convert_stl10, prepare_data, read_stl10_binary,
@@ -90,3 +91,22 @@ def test_truncated_cifar_pickle_is_reported(tmp_path):
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(DataError, match="truncated or corrupt"):
         convert_cifar100(tmp_path, tmp_path / "out")
+
+
+SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stl10_sample"
+
+
+def test_the_real_stl10_sample_converts_through_the_archive_code_with_its_source(tmp_path):
+    assert SAMPLE.is_dir(), f"the real STL-10 sample is missing at {SAMPLE} (it ships with the course data)"
+    lines = list(prepare_data(tmp_path, tmp_path / "unused", ["stl10"], stl10_sample=SAMPLE))
+    assert lines[0].startswith("stl10_5class: wrote 46 train, 48 test images (real sample)")
+    for split in ("train", "test"):
+        raw = np.fromfile(SAMPLE / f"{split}_X.bin", np.uint8).reshape(-1, 3, 96, 96)
+        raw_labels = np.fromfile(SAMPLE / f"{split}_y.bin", np.uint8)
+        prepared = load_split(STL10_5CLASS, split, tmp_path)
+        rows = np.flatnonzero(np.isin(raw_labels, [3, 5, 7, 8, 10]))
+        assert len(prepared) == len(rows)
+        for kept, row in enumerate(rows):
+            assert np.array_equal(prepared.images[kept], raw[row].transpose(2, 1, 0))
+            assert prepared.labels["labels"][kept] == {3: 0, 5: 1, 7: 2, 8: 3, 10: 4}[raw_labels[row]]
+    assert stl10_source(tmp_path) == "real sample"

@@ -1,0 +1,105 @@
+"""The published results can be trusted: tests never touch them, every run is a preset's protocol, and the
+results tables are exactly what `report-tables` builds from the committed run files."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cv_helpers.presets import PRESETS
+from cv_helpers.report import build_report
+from cv_helpers.results import WHAT_WORKED, write_results_table
+from cv_helpers.sweep import REPORT_GRID, REPORT_SWEEP_BASE, REPORT_SWEEP_PREFIX, one_at_a_time
+from cv_helpers.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = [ROOT / "report", ROOT / "runs"]
+
+
+def _tree_digest() -> dict[str, str]:
+    """SHA-256 of every file under report/ and runs/, ignored files (checkpoints, locks) included."""
+    return {str(path.relative_to(ROOT)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for folder in RESULTS for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("notebook", ["Q1_1_cifar100_visualisation.ipynb", "Q1_4_tuning.ipynb"])
+def test_running_a_notebook_test_by_hand_leaves_the_repository_results_unchanged(notebook):
+    # As a TA would, from the repository root, with none of the variables the test session set.
+    env = {k: v for k, v in os.environ.items() if k not in ("CV_HELPERS_SMOKE", "CV_HELPERS_RUNS",
+                                                               "CV_HELPERS_REPORT")}
+    before = _tree_digest()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"notebooks/{notebook}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert _tree_digest() == before
+
+
+def _preset_of(run_name: str) -> str | None:
+    base = run_name.rsplit("-seed", 1)[0]
+    return base if base in PRESETS else None
+
+
+def _committed_runs() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "runs/*/config.json"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.split()
+    return [ROOT / Path(path).parent for path in listed]
+
+
+def test_every_ladder_rung_names_runs_of_presets():
+    for step in WHAT_WORKED:
+        for reference in (step.before, step.after):
+            assert reference.partition(":")[0] in PRESETS, reference
+
+
+def test_every_committed_run_was_trained_with_exactly_its_presets_settings():
+    sweep = {f"{REPORT_SWEEP_PREFIX}-{label}": config for label, config in one_at_a_time(REPORT_SWEEP_BASE,
+                                                                                          REPORT_GRID)}
+    for run_dir in _committed_runs():
+        saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))   # absent keys: defaults
+        preset = _preset_of(run_dir.name)
+        expected = sweep.get(run_dir.name) if preset is None else replace(PRESETS[preset], seed=saved.seed)
+        assert expected is not None, f"{run_dir.name} is neither a preset (or a seed of one) nor a sweep run"
+        assert replace(saved, model_kwargs={}) == replace(expected, model_kwargs={}), run_dir.name
+        assert expected.model_kwargs.items() <= saved.model_kwargs.items(), run_dir.name
+
+
+def test_results_tables_and_report_are_what_report_tables_builds_from_the_committed_runs(tmp_path, monkeypatch):
+    report = tmp_path / "report"
+    shutil.copytree(ROOT / "report", report)
+    monkeypatch.setenv("CV_HELPERS_REPORT", str(report))
+    monkeypatch.setenv("CV_HELPERS_SMOKE", "0")
+    write_results_table(ROOT / "runs")
+    build_report(report)
+    for name in ("tables/results.md", "tables/results.csv", "tables/what_worked.md", "tables/what_worked.csv",
+                 "report.md"):
+        assert (report / name).read_text() == (ROOT / "report" / name).read_text(), \
+            f"report/{name} is stale: run `python -m cv_helpers report-tables`"
+
+
+def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_path):
+    from cv_helpers.notebooks import training_plan
+
+    for name, seconds in (("q1.3-mlp", 30.0), ("q1.3-convnet", 84.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"train_seconds": seconds, "device": "cpu (x)"}))
+    (tmp_path / "q1.3-convnet" / "checkpoint.pt").write_bytes(b"finished")
+    assert training_plan(["Q1_2-3_baseline_training"], tmp_path).splitlines() == [
+        "1 runs to train, about 0 min from the committed run times; 1 finished runs are reused",
+        "  train q1.3-mlp: about 0.5 min (last time, on cpu (x))"]
+
+
+def test_the_plan_lists_the_runs_each_notebook_uses():
+    from cv_helpers.notebooks import NOTEBOOK_DIR, notebook_runs
+
+    for stem, names in notebook_runs(ROOT / "runs").items():
+        source = (NOTEBOOK_DIR / f"{stem}.ipynb").read_text()
+        for name in names:
+            assert name in source or name.startswith(REPORT_SWEEP_PREFIX) and "REPORT_SWEEP_PREFIX" in source, \
+                (stem, name)
