@@ -111,12 +111,13 @@ def resolve_checkpoint(init_from: str) -> Path:
 
 
 def git_revision() -> str:
-    """Returns the current git commit (with '+dirty' for uncommitted changes), or 'unknown'."""
+    """Returns the current git commit (with '+dirty' for uncommitted changes to anything but the results in runs/
+    and report/, which every training rewrites), or 'unknown'."""
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!runs",
+                                ":!report"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
