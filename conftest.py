@@ -1,5 +1,6 @@
 """Test setup for every way of running the tests from the repository root (`make test`, `pytest`, `pytest
-notebooks/`, one notebook with nbval): smoke mode, a data folder (real CIFAR-100 when present, generated STL-10),
+notebooks/`, one notebook with nbval): smoke mode, a data folder (real CIFAR-100 when present; STL-10 converted
+from the real 219-image sample in ../shared/data, generated only where the sample is absent),
 and private runs/ and report/ folders, so that tests never touch the repository's results. Notebook kernels
 inherit all of it. It sits at the root so that pytest loads it for `tests/` and `notebooks/` alike."""
 from __future__ import annotations
@@ -14,17 +15,24 @@ import pytest
 os.environ.setdefault("CV_HELPERS_SMOKE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from cv_helpers.config import data_dir  # noqa: E402  (after the environment is set)
+from cv_helpers.config import REPO_ROOT, data_dir  # noqa: E402  (after the environment is set)
 from cv_helpers.fixtures import make_fixture_data  # noqa: E402
+from cv_helpers.prepare import convert_stl10  # noqa: E402
 
 REAL_DATA = data_dir()
 HAS_REAL_CIFAR = (REAL_DATA / "cifar100" / "train_images.npy").is_file()
+STL10_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "stl10_sample"
 _WORK = Path(tempfile.mkdtemp(prefix="cv-workbook-tests-"))
 
 
 def _build_data_folder() -> Path:
-    """Returns a data folder: generated archives converted by the real prepare code, real CIFAR-100 linked in."""
-    folder = make_fixture_data(_WORK / "data", stl10_only=HAS_REAL_CIFAR)
+    """Returns a data folder: real CIFAR-100 linked in and STL-10 converted from the real sample by the archive
+    code; generated archives (converted by the same code) only for what is absent."""
+    folder = _WORK / "data"
+    absent = [name for name, present in (("cifar100", HAS_REAL_CIFAR), ("stl10", STL10_SAMPLE.is_dir())) if not present]
+    make_fixture_data(folder, datasets=tuple(absent))
+    if STL10_SAMPLE.is_dir():
+        convert_stl10(STL10_SAMPLE, folder, source="real sample")
     if HAS_REAL_CIFAR:
         (folder / "cifar100").symlink_to(REAL_DATA / "cifar100", target_is_directory=True)
     return folder

@@ -20,8 +20,8 @@ from .checkpoint import model_from_checkpoint
 from .config import REPO_ROOT, by_mode, default_device, describe_device, memory_layout, seed_everything
 from .data import ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, load_stl10, stl10_source
 from .fast_loader import FastLoader
-from .files import read_json, write_json
-from .models import adapt_for_finetuning, build_model, finetuned_kwargs, size_kwargs
+from .files import write_json
+from .models import adapt_for_finetuning, build_model, finetuned_kwargs, freeze_all_but_new_layers, size_kwargs
 from .presets import PRESETS, Q2_PRETRAINED_RUN
 from .runs import RunLock, publish, run_folder, training_folder, write_config, write_metrics
 from .train import FitResult, History, TrainConfig, fit, per_class_accuracy, predict
@@ -92,6 +92,8 @@ def build_network(config: TrainConfig, num_classes: int, image_size: int) -> tup
         model, state = model_from_checkpoint(resolve_checkpoint(config.init_from),
                                              hint=checkpoint_hint(config.init_from))
         adapt_for_finetuning(model, num_classes, image_size)
+        if config.freeze_pretrained:
+            freeze_all_but_new_layers(model)
         return model, finetuned_kwargs(state["model_name"], state["model_kwargs"], num_classes, image_size)
     kwargs = {**size_kwargs(config.model, image_size), **config.model_kwargs, "num_classes": num_classes}
     return build_model(config.model, **kwargs), kwargs
@@ -127,21 +129,6 @@ def load_trained_model(run_name: str) -> tuple[nn.Module, dict]:
     """Returns (the network of a run's checkpoint, with its weights; the checkpoint dict); a missing checkpoint
     names the command that trains it."""
     return model_from_checkpoint(resolve_checkpoint(run_name), hint=checkpoint_hint(run_name))
-
-
-def pick_finetuning_preset(names: list[str]) -> str:
-    """Returns the first of the fine-tuning presets `names` whose pretrained checkpoint exists, and prints which
-    CIFAR-100 run it starts from with that run's accuracy; with none trained, the first one's missing checkpoint
-    is the error (it names the command that trains it)."""
-    for name in names:
-        pretrained = run_folder(PRESETS[name].init_from)
-        if (pretrained / "checkpoint.pt").is_file():
-            metrics = read_json(pretrained / "metrics.json")
-            print(f"{name}: fine-tunes runs/{pretrained.name} ({metrics.get('epochs_done', '?')} epochs, "
-                  f"{metrics.get('final_test_acc', float('nan')):.2f} % on CIFAR-100)")
-            return name
-    load_trained_model(PRESETS[names[0]].init_from)
-    return names[0]
 
 
 def evaluation_file(run_dir: Path, tta_flip: bool) -> Path:

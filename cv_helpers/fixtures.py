@@ -64,12 +64,14 @@ def write_stl10_binary(folder: Path, per_class_train: int = 40, per_class_test: 
     return Path(folder)
 
 
-def make_fixture_data(out: Path, stl10_only: bool = False) -> Path:
-    """Writes generated official archives under out/downloads and converts them to prepared arrays in `out`."""
+def make_fixture_data(out: Path, datasets: tuple[str, ...] = ("cifar100", "stl10")) -> Path:
+    """Writes generated official archives of `datasets` under out/downloads and converts them to prepared arrays
+    in `out`."""
     downloads = Path(out) / "downloads"
-    write_stl10_binary(downloads)
-    convert_stl10(downloads, Path(out), source="generated")
-    if not stl10_only:
+    if "stl10" in datasets:
+        write_stl10_binary(downloads)
+        convert_stl10(downloads, Path(out), source="generated")
+    if "cifar100" in datasets:
         write_cifar100_python(downloads)
         convert_cifar100(downloads, Path(out))
     return Path(out)

@@ -237,6 +237,15 @@ def adapt_for_finetuning(model: nn.Module, num_classes: int, image_size: int) ->
     return model
 
 
+def freeze_all_but_new_layers(model: nn.Module) -> int:
+    """Stops gradients to every parameter but those of fc1 and the head (the layers `adapt_for_finetuning`
+    replaces); returns the number of parameters left trainable."""
+    trainable = {f"{model.FIRST_FC}.", f"{model.HEAD}."}
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(any(name.startswith(prefix) for prefix in trainable))
+    return count_parameters(model)
+
+
 def flattened_size(model: nn.Module, image_size: int) -> int:
     """Returns how many inputs fc1 sees for one (3, image_size, image_size) image."""
     was_training = model.training

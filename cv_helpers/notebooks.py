@@ -14,7 +14,8 @@ from nbclient.exceptions import CellTimeoutError
 
 from .config import REPO_ROOT, mode_name, report_dir, runs_dir
 from .files import read_json, write_text
-from .presets import PRESETS
+from .errors import DataError
+from .finetune import SEEDS, TRAINING_STRATEGIES, training_strategies
 from .sweep import REPORT_GRID, REPORT_SWEEP_BASE, REPORT_SWEEP_PREFIX, one_at_a_time
 from .tables import save_table
 
@@ -48,23 +49,30 @@ class PollingNotebookClient(NotebookClient):
         raise CellTimeoutError.error_from_timeout_and_cell("Cell timed out", timeout, cell)
 
 
-def notebook_runs(runs: Path) -> dict[str, list[str]]:
-    """Returns, per notebook (file stem), the runs it trains or reuses, in order (Q2: the fine-tuning preset whose
-    pretrained checkpoint exists, else the one the Q1.4 notebook's run will provide)."""
+def notebook_runs() -> dict[str, list[str]]:
+    """Returns, per notebook (file stem), the runs it trains or reuses, in order."""
     sweep = [f"{REPORT_SWEEP_PREFIX}-{label}" for label, _ in one_at_a_time(REPORT_SWEEP_BASE, REPORT_GRID)]
-    q2 = "q2-finetune" if (runs / PRESETS["q2-finetune"].init_from / "checkpoint.pt").is_file() \
-        else "q2-finetune-from-e15"
     return {"Q1_2-3_baseline_training": ["q1.3-mlp", "q1.3-convnet"],
             "Q1_4_tuning": [*sweep, "q1.4-mlp", "q1.4-convnet-e15"],
-            "Q2_stl10_finetuning_tsne": [q2],
+            "Q2_stl10_finetuning_tsne": ["q1.4-convnet", "q3-best", *_q2_runs()],
             "Q3_best_recipe": ["q1.4-mlp-plus", "q1.4-convnet-plus", "q3-best"]}
+
+
+def _q2_runs() -> list[str]:
+    """Returns the fine-tuning runs of the Q2 notebook: each strategy and the 60-epoch pair, seeds 0-2."""
+    try:
+        strategies = training_strategies()
+    except DataError:                    # STL-10 not prepared yet: `make data` prepares the sample
+        strategies = TRAINING_STRATEGIES["real sample"]
+    presets = [*strategies.values(), f"{strategies['(c) full fine-tuning, Table 3']}-e60"]
+    return [preset if seed == 0 else f"{preset}-seed{seed}" for preset in presets for seed in SEEDS]
 
 
 def training_plan(stems: list[str], runs: Path | None = None) -> str:
     """Returns what running these notebooks will train (runs without a checkpoint) and reuse, with the time each
     training took when its committed metrics.json was made."""
     runs = runs or runs_dir()
-    planned = [name for stem, names in notebook_runs(runs).items() if stem in stems for name in names]
+    planned = list(dict.fromkeys(name for stem, names in notebook_runs().items() if stem in stems for name in names))
     to_train = [name for name in planned if not (runs / name / "checkpoint.pt").is_file()]
     lines, total = [], 0.0
     for name in to_train:

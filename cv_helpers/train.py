@@ -50,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     dataset: str = "cifar100"     # cifar100 or stl10
     init_from: str = ""           # checkpoint to fine-tune from (head and fc1 replaced to fit the dataset)
+    freeze_pretrained: bool = False  # with init_from: train only the new fc1 and head (BatchNorm statistics adapt)
     compile: bool = False         # torch.compile the network (pays off for the Figure 6 net, even on CPU)
     tta_flip: bool = False        # evaluate on each image and its mirror image, averaging the class probabilities
 
@@ -77,6 +78,8 @@ class TrainConfig:
             raise ConfigError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ConfigError(f"warm-up must be in [0, epochs), got {self.warmup_epochs}")
+        if self.freeze_pretrained and not self.init_from:
+            raise ConfigError("freeze_pretrained needs init_from: the run it fine-tunes")
         return self
 
     @classmethod

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cv_helpers.checkpoint import save_checkpoint
-from cv_helpers.errors import CheckpointError
+from cv_helpers.errors import CheckpointError, ConfigError
 from cv_helpers.experiment import build_network, evaluate_run, run_experiment
 from cv_helpers.presets import get_preset
 from cv_helpers.models import ConvNetBN
@@ -58,7 +58,7 @@ def test_finetuning_loads_the_cifar_checkpoint_and_adapts_it_to_stl10(tmp_path):
     assert ConvNetBN(**kwargs).load_state_dict(model.state_dict())   # the fine-tuned checkpoint rebuilds
 
 
-def test_finetuning_run_on_the_generated_stl10(data_root, tmp_path):
+def test_finetuning_run_on_the_stl10_sample(data_root, tmp_path):
     save_checkpoint(tmp_path / "cifar.pt", {"model_name": "convnet-bn", "model_kwargs": {}, "class_names": None,
                                             "epoch": 1, "model_state": ConvNetBN().state_dict()})
     config = TrainConfig(model="convnet-bn", dataset="stl10", init_from=str(tmp_path / "cifar.pt"), epochs=1,
@@ -82,15 +82,30 @@ def test_evaluate_run_measures_the_same_weights_with_and_without_flip_tta(data_r
         evaluate_run("never-trained", tta_flip=True)
 
 
-def test_improved_q2_recipe_fine_tunes_the_q3_net_on_the_generated_stl10(data_root):
-    missing = get_preset("q2-finetune-plus")
+def test_improved_q2_recipe_fine_tunes_the_q3_net_on_the_stl10_sample(data_root):
+    missing = get_preset("q2-sample-plus")
     with pytest.raises(CheckpointError, match=r"train the CIFAR-100 network first: `python -m cv_helpers train "
                                               r"--preset q3-best`"):
         run_experiment(missing, progress=False)
     cifar = run_experiment(get_preset("q3-best"), "q3-best", progress=False)
-    model, kwargs = build_network(get_preset("q2-finetune-plus"), num_classes=5, image_size=96)
+    model, kwargs = build_network(get_preset("q2-sample-plus"), num_classes=5, image_size=96)
     assert torch.equal(model.res5.block[0].weight, cifar.model.res5.block[0].weight)
     assert model.fc.out_features == 5 and kwargs["widths"] == [64, 192, 384]
-    result = run_experiment(get_preset("q2-finetune-plus"), "q2-finetune-plus", progress=False)
+    result = run_experiment(get_preset("q2-sample-plus"), "q2-sample-plus", progress=False)
     assert result.class_names == ["car", "deer", "horse", "monkey", "truck"] and result.history.epochs == 2
     assert result.per_class.shape == (5,)
+
+
+def test_only_the_new_layers_learn_when_the_pretrained_ones_are_frozen(data_root, tmp_path):
+    pretrained = ConvNetBN()
+    save_checkpoint(tmp_path / "cifar.pt", {"model_name": "convnet-bn", "model_kwargs": {}, "epoch": 1,
+                                            "model_state": pretrained.state_dict()})
+    config = TrainConfig(model="convnet-bn", dataset="stl10", init_from=str(tmp_path / "cifar.pt"), epochs=1,
+                         optimizer="sgd", lr=0.01, batch_size=16, augmentation="q2", freeze_pretrained=True)
+    result = run_experiment(config, progress=False)
+    assert torch.equal(result.model.conv1.weight, pretrained.conv1.weight)          # frozen
+    assert torch.equal(result.model.bn2.weight, pretrained.bn2.weight)
+    assert {n for n, p in result.model.named_parameters() if p.requires_grad} == {
+        "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    with pytest.raises(ConfigError, match="freeze_pretrained needs init_from"):
+        TrainConfig(freeze_pretrained=True).validate()
