@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -22,12 +22,13 @@ from .data import ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, loa
 from .fast_loader import FastLoader
 from .files import write_json
 from .models import adapt_for_finetuning, build_model, finetuned_kwargs, freeze_all_but_new_layers, size_kwargs
-from .presets import PRESETS, Q2_PRETRAINED_RUN
+from .presets import PRESETS, get_preset
 from .runs import RunLock, publish, run_folder, training_folder, write_config, write_metrics
 from .train import FitResult, History, TrainConfig, fit, per_class_accuracy, predict
 from .transforms import get_augmentation, make_test_transform, make_train_transform
 
 EVAL_BATCH_SIZE = 1000
+SEEDS = (0, 1, 2)   # the seeds every published spread is taken over
 
 
 @dataclass
@@ -222,3 +223,9 @@ def _train(config: TrainConfig, folder: Path | None, resume: bool, device: torch
     per_class = per_class_accuracy(fitted.predicted, fitted.true, len(class_names))
     return RunResult(model, fitted.history, per_class, fitted.predicted, fitted.true, class_names, folder, config,
                      fitted.epochs_trained)
+
+
+def run_seeds(preset: str, seeds: Iterable[int] = SEEDS, root: Path | str | None = None) -> list[RunResult]:
+    """Trains (or reuses) a preset once per seed: runs NAME, NAME-seed1, NAME-seed2, ..."""
+    return [run_experiment(replace(get_preset(preset), seed=seed), preset if seed == 0 else f"{preset}-seed{seed}",
+                           resume=True, root=root, progress=False) for seed in seeds]

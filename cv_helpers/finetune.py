@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -22,11 +20,10 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from .data import load_stl10, stl10_source
-from .experiment import RunResult, run_experiment
+from .experiment import SEEDS, RunResult
 from .fast_loader import FastLoader
-from .presets import get_preset
+from .tables import mean_and_spread
 
-SEEDS = (0, 1, 2)
 FULL_STL10_COUNTS = (2_500, 4_000)    # training and test images of the five classes in the official archive
 TRAINING_STRATEGIES = {
     "real sample": {"(b) new fc1 + head only": "q2-sample-head", "(c) full fine-tuning, Table 3": "q2-sample-finetune",
@@ -47,12 +44,6 @@ def stl10_label(root: Path | str | None = None) -> str:
 def training_strategies(root: Path | str | None = None) -> dict[str, str]:
     """Returns strategy label -> preset for the STL-10 data under `root`."""
     return TRAINING_STRATEGIES[stl10_source(root)]
-
-
-def run_seeds(preset: str, seeds: Iterable[int] = SEEDS, root: Path | str | None = None) -> list[RunResult]:
-    """Trains (or reuses) a preset once per seed: runs NAME, NAME-seed1, NAME-seed2."""
-    return [run_experiment(replace(get_preset(preset), seed=seed), preset if seed == 0 else f"{preset}-seed{seed}",
-                           resume=True, root=root, progress=False) for seed in seeds]
 
 
 @torch.no_grad()
@@ -94,12 +85,6 @@ def probe_pretrained(model: nn.Module, root: Path | str | None = None) -> dict:
     test_x = pooled_features(model, test.images, test.labels["labels"])
     accuracy = linear_probe(train_x, train.labels["labels"], test_x, test.labels["labels"])
     return {"test_acc": accuracy, "seconds": time.perf_counter() - started, "features_dim": train_x.shape[1]}
-
-
-def mean_and_spread(values: list[float]) -> str:
-    """Returns 'mean ± std' of accuracies in %, two decimals (std 0.00 for a single value)."""
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {spread:.2f}"
 
 
 def strategy_rows(probe: dict, trained: dict[str, tuple[str, list[RunResult]]]) -> list[list]:

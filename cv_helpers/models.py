@@ -205,10 +205,28 @@ def count_parameters(model: nn.Module, layer: str | None = None) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def parameter_table(model: nn.Module) -> list[tuple[str, str, int]]:
-    """Returns (layer name, layer, trainable parameters) for each layer that holds parameters."""
-    return [(name, repr(module), count_parameters(module)) for name, module in model.named_children()
-            if count_parameters(module)]
+@torch.no_grad()
+def layer_table(model: nn.Module, image_size: int = 32) -> list[tuple[str, str, str, int]]:
+    """Returns (layer name, layer, output shape of one image, trainable parameters) for every call of a leaf layer
+    in forward order, measured on one (1, 3, image_size, image_size) image; a layer applied twice (the Figure 6
+    net's single pooling module) appears twice, its parameters counted on its first row only."""
+    rows, seen, hooks = [], set(), []
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            def record(module, inputs, output, name=name):
+                rows.append((name, repr(module), " x ".join(map(str, output.shape[1:])),
+                             0 if name in seen else count_parameters(module)))
+                seen.add(name)
+            hooks.append(module.register_forward_hook(record))
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return rows
 
 
 def size_kwargs(model_name: str, image_size: int) -> dict[str, int]:

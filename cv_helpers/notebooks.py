@@ -15,7 +15,8 @@ from nbclient.exceptions import CellTimeoutError
 from .config import REPO_ROOT, mode_name, report_dir, runs_dir
 from .files import read_json, write_text
 from .errors import DataError
-from .finetune import SEEDS, TRAINING_STRATEGIES, training_strategies
+from .experiment import SEEDS
+from .finetune import TRAINING_STRATEGIES, training_strategies
 from .sweep import REPORT_GRID, REPORT_SWEEP_BASE, REPORT_SWEEP_PREFIX, one_at_a_time
 from .tables import save_table
 
@@ -52,19 +53,23 @@ class PollingNotebookClient(NotebookClient):
 def notebook_runs() -> dict[str, list[str]]:
     """Returns, per notebook (file stem), the runs it trains or reuses, in order."""
     sweep = [f"{REPORT_SWEEP_PREFIX}-{label}" for label, _ in one_at_a_time(REPORT_SWEEP_BASE, REPORT_GRID)]
-    return {"Q1_2-3_baseline_training": ["q1.3-mlp", "q1.3-convnet"],
+    return {"Q1_2-3_baseline_training": _with_seeds(["q1.3-mlp", "q1.3-convnet"]),
             "Q1_4_tuning": [*sweep, "q1.4-mlp", "q1.4-convnet-e15"],
             "Q2_stl10_finetuning_tsne": ["q1.4-convnet", "q3-best", *_q2_runs()],
             "Q3_best_recipe": ["q1.4-mlp-plus", "q1.4-convnet-plus", "q3-best"]}
 
 
 def _q2_runs() -> list[str]:
-    """Returns the fine-tuning runs of the Q2 notebook: each strategy and the 60-epoch pair, seeds 0-2."""
+    """Returns the fine-tuning runs of the Q2 notebook: each strategy and the 60-epoch pair, every seed."""
     try:
         strategies = training_strategies()
     except DataError:                    # STL-10 not prepared yet: `make data` prepares the sample
         strategies = TRAINING_STRATEGIES["real sample"]
-    presets = [*strategies.values(), f"{strategies['(c) full fine-tuning, Table 3']}-e60"]
+    return _with_seeds([*strategies.values(), f"{strategies['(c) full fine-tuning, Table 3']}-e60"])
+
+
+def _with_seeds(presets: list[str]) -> list[str]:
+    """Returns the run names of `presets` for every seed of SEEDS (see `experiment.run_seeds`)."""
     return [preset if seed == 0 else f"{preset}-seed{seed}" for preset in presets for seed in SEEDS]
 
 

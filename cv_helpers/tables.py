@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import statistics
 from pathlib import Path
 from typing import Sequence
 
@@ -37,3 +38,9 @@ def save_table(name: str, headers: Sequence[str], rows: Sequence[Sequence], fold
     write_text(folder / f"{name}.md", markdown)
     write_text(folder / f"{name}.csv", buffer.getvalue())
     return markdown
+
+
+def mean_and_spread(values: list[float]) -> str:
+    """Returns 'mean ± std' of accuracies in %, two decimals (std 0.00 for a single value)."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {spread:.2f}"

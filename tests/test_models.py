@@ -6,7 +6,7 @@ import torch
 
 from cv_helpers.errors import ConfigError
 from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, ResConvNet5, TwoLayerNet,
-                               adapt_for_finetuning, build_model, count_parameters, parameter_table)
+                               adapt_for_finetuning, build_model, count_parameters, layer_table)
 from cv_helpers.presets import PRESETS
 
 
@@ -79,10 +79,20 @@ def test_q3_net_has_five_convolutions_two_shortcuts_and_fits_any_input_size():
     assert net(torch.randn(2, 3, 96, 96)).shape == (2, 5)
 
 
-def test_parameter_table_lists_layers_with_weights():
-    rows = parameter_table(ConvNet())
-    assert [name for name, _, _ in rows] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
-    assert dict((n, c) for n, _, c in rows)["fc2"] == 10_164
+def test_layer_table_lists_layers_with_weights():
+    rows = [(name, count) for name, _, _, count in layer_table(ConvNet()) if count]
+    assert [name for name, _ in rows] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert dict(rows)["fc2"] == 10_164
+
+
+def test_layer_table_shows_the_shape_arithmetic_of_lenet_and_of_the_figure_6_net():
+    shapes = [(name, shape) for name, _, shape, _ in layer_table(ConvNet())]
+    assert shapes[:4] == [("conv1", "6 x 28 x 28"), ("pool1", "6 x 14 x 14"), ("conv2", "16 x 10 x 10"),
+                          ("pool2", "16 x 5 x 5")] and ("fc1", "120") in shapes            # 16 * 5 * 5 = 400 inputs
+    figure6 = layer_table(ConvNetBN())
+    pools = [shape for name, _, shape, _ in figure6 if name == "pool"]
+    assert pools == ["64 x 16 x 16", "128 x 8 x 8"]                     # one module, applied twice: 128 * 8 * 8
+    assert sum(count for *_, count in figure6) == count_parameters(ConvNetBN())
 
 
 def test_unknown_model_and_layer_are_refused_with_choices():

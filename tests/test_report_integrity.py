@@ -90,9 +90,10 @@ def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_p
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.json").write_text(json.dumps({"train_seconds": seconds, "device": "cpu (x)"}))
     (tmp_path / "q1.3-convnet" / "checkpoint.pt").write_bytes(b"finished")
-    assert training_plan(["Q1_2-3_baseline_training"], tmp_path).splitlines() == [
-        "1 runs to train, about 0 min from the committed run times; 1 finished runs are reused",
-        "  train q1.3-mlp: about 0.5 min (last time, on cpu (x))"]
+    plan = training_plan(["Q1_2-3_baseline_training"], tmp_path).splitlines()
+    assert plan[:2] == ["5 runs to train, about 0 min from the committed run times; 1 finished runs are reused",
+                        "  train q1.3-mlp: about 0.5 min (last time, on cpu (x))"]
+    assert "  train q1.3-convnet-seed1: no earlier run, time unknown" in plan and len(plan) == 6
 
 
 def test_the_plan_lists_the_runs_each_notebook_uses():
@@ -102,5 +103,5 @@ def test_the_plan_lists_the_runs_each_notebook_uses():
         source = (NOTEBOOK_DIR / f"{stem}.ipynb").read_text()
         for name in names:
             named_in_source = name in source or name.startswith(REPORT_SWEEP_PREFIX) and "REPORT_SWEEP_PREFIX" in source
-            made_by_q2_helpers = _preset_of(name) in PRESETS and "run_seeds(" in source
-            assert named_in_source or made_by_q2_helpers, (stem, name)
+            made_by_run_seeds = _preset_of(name) in PRESETS and "run_seeds(" in source
+            assert named_in_source or made_by_run_seeds, (stem, name)
