@@ -146,7 +146,7 @@ def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | Non
     being trained is refused at once (RunBusy), never waited for.
     """
     run_dir = run_folder(run_name)
-    with RunLock(run_dir.parent, run_dir.name):
+    with RunLock(run_dir.parent, run_dir.name, action="evaluated"):
         checkpoint = run_dir / "checkpoint.pt"
         model, state = model_from_checkpoint(checkpoint, hint=f"train it first: `python -m cv_helpers train "
                                                               f"--run-name {run_name} ...`")

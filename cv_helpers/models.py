@@ -39,7 +39,8 @@ class TwoLayerNet(nn.Module):
 
 
 class FourLayerNet(nn.Module):
-    """The course report's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 -> classes), ReLU between."""
+    """The course report's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 -> classes), ReLU
+    between."""
 
     HEAD, FIRST_FC, FLAT_INPUT = "fc4", "fc1", True
 

@@ -34,17 +34,17 @@ def _holder_text(name: str, holder: dict) -> str:
     where = "on this machine" if holder.get("host") == socket.gethostname() else f"on host {holder.get('host')}"
     started = time.strftime("%H:%M", time.localtime(holder.get("started", 0)))
     progress = f" (epoch {holder['epoch']} of {holder['epochs']})" if holder.get("epochs") else ""
-    return f"runs/{name} is being trained by process {holder.get('pid')} {where} since {started}{progress}"
+    action = holder.get("action", "trained")
+    return f"runs/{name} is being {action} by process {holder.get('pid')} {where} since {started}{progress}"
 
 
 class RunLock:
-    """Holds runs/.locks/<name>.lock while one process trains or evaluates a run; a second one fails fast.
-
-    Use as a context manager; `update(epoch)` records progress for the message the next process sees.
+    """Holds runs/.locks/<name>.lock while one process trains or evaluates (`action`) a run; a second one fails
+    fast. Use as a context manager; `update(epoch)` records progress for the message the next process sees.
     """
 
-    def __init__(self, runs: Path, name: str, epochs: int = 0) -> None:
-        self.path, self.name, self.epochs = runs / LOCKS / f"{name}.lock", name, epochs
+    def __init__(self, runs: Path, name: str, epochs: int = 0, action: str = "trained") -> None:
+        self.path, self.name, self.epochs, self.action = runs / LOCKS / f"{name}.lock", name, epochs, action
         self.fd, self.started = None, time.time()
 
     def __enter__(self) -> "RunLock":
@@ -71,7 +71,7 @@ class RunLock:
     def update(self, epoch: int) -> None:
         """Records that `epoch` epochs are complete."""
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started, "epoch": epoch,
-                  "epochs": self.epochs}
+                  "epochs": self.epochs, "action": self.action}
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, json.dumps(record).encode(), 0)
 

@@ -98,6 +98,13 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_with_a_note(tmp_path, cap
         capsys.readouterr().out
 
 
+def test_a_run_being_evaluated_is_reported_as_such(tmp_path):
+    with RunLock(tmp_path, "measured", action="evaluated"):
+        with pytest.raises(RunBusy, match=f"runs/measured is being evaluated by process {os.getpid()} on this "
+                                          r"machine since \d\d:\d\d; wait for it"):
+            RunLock(tmp_path, "measured").__enter__()
+
+
 def test_a_lock_written_by_another_host_is_reported_with_its_name_not_broken(tmp_path):
     (tmp_path / LOCKS).mkdir()
     lock = tmp_path / LOCKS / "shared.lock"

@@ -11,7 +11,8 @@ import pytest
 from cv_helpers.errors import ConfigError
 from cv_helpers.fixtures import make_fixture_data
 from cv_helpers.train import TrainConfig
-from cv_helpers.tune import SearchSpace, create_or_load_study, open_storage, run_study, suggest_config, write_study_report
+from cv_helpers.tune import (SearchSpace, create_or_load_study, open_storage, run_study, suggest_config,
+                             write_study_report)
 
 BASE = TrainConfig(model="convnet", epochs=2)
 
