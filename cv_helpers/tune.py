@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import optuna
 import sqlalchemy
@@ -195,7 +196,8 @@ def write_study_report(study: optuna.Study) -> str:
              "slice": optuna_plots.plot_slice, "intermediate": optuna_plots.plot_intermediate_values}
     if len(complete) >= 2:
         plots["importances"] = optuna_plots.plot_param_importances
-    with warnings.catch_warnings():
+    # Optuna's matplotlib plots switch the global style to ggplot; rc_context restores ours afterwards.
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for name, plot in plots.items():
             axes = plot(study)

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.manifold import TSNE
 
 from .config import mode_name, report_dir
@@ -69,7 +70,8 @@ def plot_history(histories: dict[str, History], title: str = "") -> Figure:
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))       # epochs are whole numbers
+    acc_ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)   # off the curves
     if title:
         fig.suptitle(title)
     fig.tight_layout()

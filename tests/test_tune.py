@@ -7,6 +7,7 @@ import sys
 
 import optuna
 import pytest
+from matplotlib import pyplot as plt
 
 from cv_helpers.errors import ConfigError
 from cv_helpers.fixtures import make_fixture_data
@@ -31,7 +32,9 @@ def test_tiny_study_runs_three_trials_and_writes_the_table_and_plots(fixture_dat
     study = run_study("tiny", 3, BASE, SearchSpace(epochs=(2,)), seed=0)
     assert len(study.trials) == 3
     assert all(len(t.intermediate_values) >= 1 for t in study.trials)      # accuracy reported every epoch
+    style_before = plt.rcParams["axes.facecolor"]
     table = write_study_report(study)
+    assert plt.rcParams["axes.facecolor"] == style_before               # Optuna's ggplot style does not leak
     assert table.count("\n") == 2 + 3 and "test accuracy (%)" in table
     report = fixture_data / "report"
     assert (report / "tables" / "tune_tiny.csv").is_file()

@@ -76,3 +76,16 @@ def test_class_examples_grid_has_a_row_per_class(data_root):
     fig = show_class_examples(dataset, [0, 1, 2], per_class=4)
     assert len(fig.axes) == 12 and fig.axes[0].get_ylabel().startswith("0: ")
     assert fig.axes[0].images[0].get_array().min() >= 0          # un-normalised to [0, 1]
+
+
+def test_history_plot_has_whole_epoch_ticks_and_its_legend_outside_the_axes():
+    history = History(train_loss=[3, 2, 1.5, 1.2], train_acc=[10, 20, 25, 28], test_loss=[3.5, 2.5, 2.2, 2.1],
+                      test_acc=[8, 15, 18, 19])
+    fig = plot_history({"convnet": history})
+    fig.canvas.draw()
+    loss_ax, acc_ax = fig.axes
+    ticks = [t for t in loss_ax.get_xticks() if 1 <= t <= 4]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    legend_box = acc_ax.get_legend().get_window_extent()
+    assert legend_box.x0 >= acc_ax.get_window_extent().x1                     # right of the accuracy axes
+    assert loss_ax.get_legend() is None
