@@ -1,6 +1,7 @@
 """A headless hyperparameter sweep: vary one setting at a time around a base recipe, one run per setting."""
 from __future__ import annotations
 
+import statistics
 from dataclasses import replace
 from typing import Sequence
 
@@ -23,9 +24,13 @@ REPORT_SWEEP_BASE = TrainConfig(model="convnet", optimizer="sgd", lr=0.01, momen
 REPORT_SWEEP_PREFIX = "q1.4-sweep-convnet"
 
 
+BASE_SEEDS = (1, 2)   # the base recipe is also trained with these seeds: its spread tells noise from effect
+
+
 def one_at_a_time(base: TrainConfig, grid: dict[str, Sequence]) -> list[tuple[str, TrainConfig]]:
-    """Returns (label, config) for the base and each single-setting change of it, without repeats."""
-    configs = [("base", base)]
+    """Returns (label, config) for the base, the base with each seed of BASE_SEEDS ('base-seedN'), and each
+    single-setting change of the base, without repeats."""
+    configs = [("base", base), *[(f"base-seed{seed}", replace(base, seed=seed)) for seed in BASE_SEEDS]]
     for name, values in grid.items():
         for value in values:
             if getattr(base, name) != value:
@@ -51,4 +56,23 @@ def run_sweep(base: TrainConfig, grid: dict[str, Sequence], run_prefix: str, pro
             print(f"{label}: {err}")
         rows.append(row)
         print(f"{label:>22s}: {row['test_acc']:.2f} % ({row['status']})")
+    return add_verdicts(rows)
+
+
+def add_verdicts(rows: list[dict]) -> list[dict]:
+    """Adds 'vs_base' (points against the mean of the base seeds) and 'verdict' to each row: 'better' or 'worse'
+    beyond twice the base seeds' standard deviation (at least 0.5 points), else 'within the seed spread'; a run
+    that failed ('diverged', 'at chance') has its status as the verdict."""
+    base = [r["test_acc"] for r in rows if r["change"].startswith("base")]
+    centre = statistics.mean(base)
+    noise = max(0.5, 2 * statistics.stdev(base)) if len(base) > 1 else 0.5
+    for row in rows:
+        row["vs_base"] = row["test_acc"] - centre
+        if row["status"] != "ok":
+            row["verdict"] = row["status"]
+        elif row["change"].startswith("base"):
+            row["verdict"] = "base"
+        else:
+            row["verdict"] = ("better" if row["vs_base"] > noise else "worse" if row["vs_base"] < -noise
+                              else "within the seed spread")
     return rows

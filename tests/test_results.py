@@ -118,3 +118,14 @@ def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, m
     assert markdown.splitlines()[2:] == ["| Q1_1.ipynb | 1.00 | 2 CPU cores |", "| Q2.ipynb | 3.00 | 2 CPU cores |",
                                          "| Q3.ipynb | 0.50 | 2 CPU cores |"]
     assert (tmp_path / "tables" / "notebook_times_full.csv").read_text().count("\n") == 4
+
+
+def test_sweep_verdicts_weigh_each_change_against_the_spread_of_the_base_seeds():
+    from cv_helpers.sweep import add_verdicts
+
+    rows = [{"change": c, "test_acc": a, "status": s} for c, a, s in [
+        ("base", 14.0, "ok"), ("base-seed1", 14.4, "ok"), ("base-seed2", 13.6, "ok"), ("batch_size=64", 18.2, "ok"),
+        ("lr=0.1", 13.5, "ok"), ("optimizer=adam", 11.0, "ok"), ("lr=0.5", 1.0, "at chance")]]
+    verdicts = {r["change"]: r["verdict"] for r in add_verdicts(rows)}
+    assert verdicts == {"base": "base", "base-seed1": "base", "base-seed2": "base", "batch_size=64": "better",
+                        "lr=0.1": "within the seed spread", "optimizer=adam": "worse", "lr=0.5": "at chance"}
