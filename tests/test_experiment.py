@@ -82,7 +82,8 @@ def test_evaluate_run_measures_the_same_weights_with_and_without_flip_tta(data_r
         evaluate_run("never-trained", tta_flip=True)
 
 
-def test_improved_q2_recipe_fine_tunes_the_q3_net_on_the_stl10_sample(data_root):
+def test_improved_q2_recipe_fine_tunes_the_q3_net_on_the_stl10_sample(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CV_HELPERS_RUNS", str(tmp_path / "runs"))     # no q3-best from another test
     missing = get_preset("q2-sample-plus")
     with pytest.raises(CheckpointError, match=r"train the CIFAR-100 network first: `python -m cv_helpers train "
                                               r"--preset q3-best`"):
