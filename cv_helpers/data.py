@@ -43,11 +43,12 @@ class DatasetSpec:
     image_hw: int
     label_files: dict[str, int]  # label name -> number of classes
     meta_keys: tuple[str, ...]
+    fix_hint: str                # what a student runs to (re-)create it
 
 
 CIFAR100 = DatasetSpec("cifar100", 32, {"fine_labels": 100, "coarse_labels": 20},
-                       ("fine_label_names", "coarse_label_names"))
-STL10_5CLASS = DatasetSpec("stl10_5class", 96, {"labels": 5}, ("label_names",))
+                       ("fine_label_names", "coarse_label_names"), FIX_HINT)
+STL10_5CLASS = DatasetSpec("stl10_5class", 96, {"labels": 5}, ("label_names",), STL10_HINT)
 
 
 @dataclass
@@ -66,13 +67,13 @@ class ArraySplit:
         return ArraySplit(self.images[indices], {k: v[indices] for k, v in self.labels.items()}, self.meta)
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def _load_npy(path: Path, hint: str) -> np.ndarray:
     if not path.is_file():
-        raise DataError(f"missing file {path}; {FIX_HINT}")
+        raise DataError(f"missing file {path}; {hint}")
     try:
         return np.load(path, mmap_mode=None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"corrupt or truncated file {path} ({err}); delete it and {FIX_HINT}") from None
+        raise DataError(f"corrupt or truncated file {path} ({err}); delete it and {hint}") from None
 
 
 def load_split(spec: DatasetSpec, split: str, root: Path | str | None = None) -> ArraySplit:
@@ -81,22 +82,22 @@ def load_split(spec: DatasetSpec, split: str, root: Path | str | None = None) ->
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
     folder = Path(root if root is not None else data_dir()) / spec.folder
     if not folder.is_dir():
-        raise DataError(f"data folder {folder} does not exist; {FIX_HINT}")
-    images = _load_npy(folder / f"{split}_images.npy")
+        raise DataError(f"data folder {folder} does not exist; {spec.fix_hint}")
+    images = _load_npy(folder / f"{split}_images.npy", spec.fix_hint)
     expected = (spec.image_hw, spec.image_hw, 3)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != expected:
         raise DataError(f"{folder / f'{split}_images.npy'} has dtype {images.dtype} and shape {images.shape}, "
-                        f"expected uint8 (N, {', '.join(map(str, expected))}); {FIX_HINT}")
+                        f"expected uint8 (N, {', '.join(map(str, expected))}); {spec.fix_hint}")
     labels = {}
     for name, num_classes in spec.label_files.items():
         path = folder / f"{split}_{name}.npy"
-        values = _load_npy(path)
+        values = _load_npy(path, spec.fix_hint)
         if values.dtype != np.int64 or values.shape != (len(images),):
             raise DataError(f"{path} has dtype {values.dtype} and shape {values.shape}, expected int64 "
-                            f"({len(images)},); {FIX_HINT}")
+                            f"({len(images)},); {spec.fix_hint}")
         if len(values) and (values.min() < 0 or values.max() >= num_classes):
             raise DataError(f"{path} has labels in {values.min()}..{values.max()}, expected 0..{num_classes - 1}; "
-                            f"{FIX_HINT}")
+                            f"{spec.fix_hint}")
         labels[name] = values
     meta = read_meta(folder, spec)
     return ArraySplit(images, labels, meta)
@@ -106,14 +107,14 @@ def read_meta(folder: Path, spec: DatasetSpec) -> dict[str, list[str]]:
     """Returns the class-name lists of meta.json, checked against the label counts."""
     path = folder / "meta.json"
     if not path.is_file():
-        raise DataError(f"missing file {path}; {FIX_HINT}")
+        raise DataError(f"missing file {path}; {spec.fix_hint}")
     try:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise DataError(f"corrupt file {path} ({err}); {FIX_HINT}") from None
+        raise DataError(f"corrupt file {path} ({err}); {spec.fix_hint}") from None
     for key, num_classes in zip(spec.meta_keys, spec.label_files.values()):
         if len(meta.get(key, [])) != num_classes:
-            raise DataError(f"{path} must list {num_classes} names under {key!r}; {FIX_HINT}")
+            raise DataError(f"{path} must list {num_classes} names under {key!r}; {spec.fix_hint}")
     return {key: list(meta[key]) for key in spec.meta_keys}
 
 

@@ -123,3 +123,9 @@ def test_the_tests_use_the_real_stl10_sample_where_it_ships(data_root):
         assert source == "real sample", f"STL-10 in the tests is {source!r}, expected the real sample"
     if source == "real sample":
         assert (len(STL10_Dataset(data_root, train=True)), len(STL10_Dataset(data_root, train=False))) == (46, 48)
+
+
+def test_missing_stl10_says_how_to_prepare_stl10(tmp_path):
+    with pytest.raises(DataError, match=r"stl10_5class does not exist; run `make data` \(the course machines' real "
+                                        r"STL-10 sample\) or `python -m cv_helpers prepare-data --datasets stl10`"):
+        STL10_Dataset(tmp_path)
