@@ -225,7 +225,12 @@ def _train(config: TrainConfig, folder: Path | None, resume: bool, device: torch
                      fitted.epochs_trained)
 
 
+def seed_run_name(preset: str, seed: int) -> str:
+    """Returns the run name of a preset trained with `seed`: NAME for seed 0, else NAME-seedN."""
+    return preset if seed == 0 else f"{preset}-seed{seed}"
+
+
 def run_seeds(preset: str, seeds: Iterable[int] = SEEDS, root: Path | str | None = None) -> list[RunResult]:
     """Trains (or reuses) a preset once per seed: runs NAME, NAME-seed1, NAME-seed2, ..."""
-    return [run_experiment(replace(get_preset(preset), seed=seed), preset if seed == 0 else f"{preset}-seed{seed}",
-                           resume=True, root=root, progress=False) for seed in seeds]
+    return [run_experiment(replace(get_preset(preset), seed=seed), seed_run_name(preset, seed), resume=True,
+                           root=root, progress=False) for seed in seeds]

@@ -22,6 +22,7 @@ from torch import nn
 from .data import load_stl10, stl10_source
 from .experiment import SEEDS, RunResult
 from .fast_loader import FastLoader
+from .models import count_parameters
 from .tables import mean_and_spread
 
 FULL_STL10_COUNTS = (2_500, 4_000)    # training and test images of the five classes in the official archive
@@ -94,8 +95,8 @@ def strategy_rows(probe: dict, trained: dict[str, tuple[str, list[RunResult]]]) 
              mean_and_spread([probe["test_acc"]]), "deterministic", f"{probe['features_dim'] * 5 + 5:,}",
              f"{probe['seconds'] / 60:.2f}"]]
     for label, (preset, runs) in trained.items():
-        trainable = sum(p.numel() for p in runs[0].model.parameters() if p.requires_grad)
-        rows.append([label, preset, mean_and_spread([r.test_acc for r in runs]), len(runs), f"{trainable:,}",
+        rows.append([label, preset, mean_and_spread([r.test_acc for r in runs]), len(runs),
+                     f"{count_parameters(runs[0].model):,}",
                      f"{statistics.mean(sum(r.history.seconds) for r in runs) / 60:.2f}"])
     return rows
 

@@ -15,7 +15,7 @@ from nbclient.exceptions import CellTimeoutError
 from .config import REPO_ROOT, mode_name, report_dir, runs_dir
 from .files import read_json, write_text
 from .errors import DataError
-from .experiment import SEEDS
+from .experiment import SEEDS, seed_run_name
 from .finetune import TRAINING_STRATEGIES, training_strategies
 from .sweep import REPORT_GRID, REPORT_SWEEP_BASE, REPORT_SWEEP_PREFIX, one_at_a_time
 from .tables import save_table
@@ -70,7 +70,7 @@ def _q2_runs() -> list[str]:
 
 def _with_seeds(presets: list[str]) -> list[str]:
     """Returns the run names of `presets` for every seed of SEEDS (see `experiment.run_seeds`)."""
-    return [preset if seed == 0 else f"{preset}-seed{seed}" for preset in presets for seed in SEEDS]
+    return [seed_run_name(preset, seed) for preset in presets for seed in SEEDS]
 
 
 def training_plan(stems: list[str], runs: Path | None = None) -> str:
