@@ -137,7 +137,8 @@ def normalize_batch(x: torch.Tensor) -> torch.Tensor:
 class FastLoader:
     """Iterates (images, labels) batches from arrays kept on `device`.
 
-    images: (N, H, W, 3) uint8 array; labels: (N,) int64. Yields float32 (B, 3, H, W) and int64 (B,) on `device`.
+    images: (N, H, W, 3) uint8 array; labels: (N,) int64. Yields float32 (B, 3, H, W) and int64 (B,) on `device`
+    (B, 3, R, R) with `resize_to` = R: the augmented batch resized with an anti-aliased bilinear filter.
     With `shuffle`, each epoch's order and augmentation come from a generator on `device` seeded by (seed, epoch),
     so an epoch is the same whether or not the run was interrupted before it.
     """
@@ -151,6 +152,7 @@ class FastLoader:
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.augment = BatchAugment(augmentation or Augmentation())
         self.seed, self.epoch = seed, 0
+        self.resize_to: int | None = None       # side of the yielded images, if not the stored one
 
     @property
     def num_samples(self) -> int:
@@ -173,4 +175,8 @@ class FastLoader:
                  else torch.arange(n, device=device))
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start:start + self.batch_size]
-            yield self.augment(self.images[index], generator), self.labels[index]
+            images = self.augment(self.images[index], generator)
+            if self.resize_to:                                  # progressive resizing: smaller, cheaper images
+                images = F.interpolate(images, size=(self.resize_to, self.resize_to), mode="bilinear",
+                                       antialias=True, align_corners=False)
+            yield images, self.labels[index]

@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from .data import load_stl10, stl10_source
+from .data import data_name, load_stl10, stl10_source
 from .experiment import SEEDS, RunResult
 from .fast_loader import FastLoader
 from .models import count_parameters
@@ -33,13 +33,12 @@ TRAINING_STRATEGIES = {
                          "(d) improved recipe, Q3 net": "q2-finetune-plus"},
 }
 TRAINING_STRATEGIES["generated"] = TRAINING_STRATEGIES["real sample"]
-DATA_NAMES = {"real sample": "real STL-10 sample", "official archive": "STL-10", "generated": "generated STL-10"}
 
 
 def stl10_label(root: Path | str | None = None) -> str:
     """Returns what the STL-10 data is, for titles: e.g. 'real STL-10 sample (46 / 48 images)'."""
     train, test = load_stl10(True, root), load_stl10(False, root)
-    return f"{DATA_NAMES[stl10_source(root)]} ({len(train)} / {len(test)} images)"
+    return data_name(f"stl10 {stl10_source(root)}", len(train), len(test))
 
 
 def training_strategies(root: Path | str | None = None) -> dict[str, str]:

@@ -3,8 +3,9 @@ fine-tuning surgery that moves a CIFAR-100 network to another input size and cla
 
 Every network has `conv_features(x)` (the map fc1 flattens; the input itself for MLPs), `features(x) -> (N, D)`
 (penultimate activations, for t-SNE) and `forward = head(features)`;
-`HEAD` names the final layer, `FIRST_FC` the first fully connected layer, and `FLAT_INPUT` says whether the
-constructor takes a flat `input_size` (the MLPs: 3 * H * W) or an `image_size` (the conv nets: H = W).
+`HEAD` names the final layer, `FIRST_FC` the first fully connected layer, `FLAT_INPUT` says whether the
+constructor takes a flat `input_size` (the MLPs: 3 * H * W) or an `image_size` (the conv nets: H = W), and
+`ANY_SIZE` whether the same network classifies images of any size (global pooling: the Q3 net).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from .errors import ConfigError
 class TwoLayerNet(nn.Module):
     """The assignment's MLP: x (N, 3, H, W) -> flatten -> fc1 -> ReLU -> fc2 -> logits (N, num_classes)."""
 
-    HEAD, FIRST_FC, FLAT_INPUT = "fc2", "fc1", True
+    HEAD, FIRST_FC, FLAT_INPUT, ANY_SIZE = "fc2", "fc1", True, False
 
     def __init__(self, input_size: int = 3 * 32 * 32, hidden_size: int = 64, num_classes: int = 100) -> None:
         super().__init__()
@@ -42,7 +43,7 @@ class FourLayerNet(nn.Module):
     """The course report's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 -> classes), ReLU
     between."""
 
-    HEAD, FIRST_FC, FLAT_INPUT = "fc4", "fc1", True
+    HEAD, FIRST_FC, FLAT_INPUT, ANY_SIZE = "fc4", "fc1", True, False
 
     def __init__(self, input_size: int = 3 * 32 * 32, hidden_size: int = 128, num_classes: int = 100) -> None:
         super().__init__()
@@ -68,7 +69,7 @@ class ConvNet(nn.Module):
     (N, 3, 32, 32) -> conv1 5x5 (6) -> pool -> conv2 5x5 (16) -> pool -> fc1 400->120 -> fc2 120->84 -> fc3 84->100.
     """
 
-    HEAD, FIRST_FC, FLAT_INPUT = "fc3", "fc1", False
+    HEAD, FIRST_FC, FLAT_INPUT, ANY_SIZE = "fc3", "fc1", False, False
 
     def __init__(self, num_classes: int = 100, image_size: int = 32) -> None:
         super().__init__()
@@ -99,15 +100,16 @@ class ConvNetBN(nn.Module):
     At 96x96 input fc1 takes 128 x 24 x 24 = 73,728 inputs.
     """
 
-    HEAD, FIRST_FC, FLAT_INPUT = "fc2", "fc1", False
+    HEAD, FIRST_FC, FLAT_INPUT, ANY_SIZE = "fc2", "fc1", False, False
 
-    def __init__(self, num_classes: int = 100, image_size: int = 32) -> None:
+    def __init__(self, num_classes: int = 100, image_size: int = 32, kernel_size: int = 3,
+                 pooling: type[nn.Module] = nn.AvgPool2d) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, padding=1)
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=kernel_size, padding=kernel_size // 2)
         self.bn1 = nn.BatchNorm2d(64)
-        self.conv2 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(64, 128, kernel_size=kernel_size, padding=kernel_size // 2)
         self.bn2 = nn.BatchNorm2d(128)
-        self.pool = nn.AvgPool2d(2, 2)
+        self.pool = pooling(2, 2)
         self.fc1 = nn.Linear(128 * (image_size // 4) ** 2, 512)
         self.fc2 = nn.Linear(512, num_classes)
 
@@ -120,6 +122,14 @@ class ConvNetBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.features(x))
+
+
+class ConvNetBN5Max(ConvNetBN):
+    """The alternative the course report tried and dropped for Figure 6: the same two conv + BatchNorm + ReLU
+    blocks with 5x5 kernels and max-pooling instead of average pooling (same shapes: 128 x 8 x 8 -> fc1 512)."""
+
+    def __init__(self, num_classes: int = 100, image_size: int = 32) -> None:
+        super().__init__(num_classes, image_size, kernel_size=5, pooling=nn.MaxPool2d)
 
 
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -148,7 +158,7 @@ class ResConvNet5(nn.Module):
     the head changes (`image_size` is accepted for a uniform constructor).
     """
 
-    HEAD, FIRST_FC, FLAT_INPUT = "fc", "fc", False
+    HEAD, FIRST_FC, FLAT_INPUT, ANY_SIZE = "fc", "fc", False, True
 
     def __init__(self, num_classes: int = 100, image_size: int = 32, widths: tuple[int, int, int] = (64, 192, 384)
                  ) -> None:
@@ -177,13 +187,13 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "convnet": ConvNet,
     "mlp4": FourLayerNet,
     "convnet-bn": ConvNetBN,
+    "convnet-bn5-max": ConvNetBN5Max,
     "resconvnet5": ResConvNet5,
 }
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
-    """Returns a new network by registry name (mlp, convnet, mlp4, convnet-bn, resconvnet5) with its keyword
-    arguments."""
+    """Returns a new network by registry name (see MODELS) with its keyword arguments."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](**kwargs)

@@ -17,7 +17,7 @@ from .files import read_json, write_text
 from .errors import DataError
 from .experiment import SEEDS, seed_run_name
 from .finetune import TRAINING_STRATEGIES, training_strategies
-from .sweep import REPORT_GRID, REPORT_SWEEP_BASE, REPORT_SWEEP_PREFIX, one_at_a_time
+from .sweep import FIGURE6_SWEEP, MLP_SWEEP
 from .tables import save_table
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -52,9 +52,8 @@ class PollingNotebookClient(NotebookClient):
 
 def notebook_runs() -> dict[str, list[str]]:
     """Returns, per notebook (file stem), the runs it trains or reuses, in order."""
-    sweep = [f"{REPORT_SWEEP_PREFIX}-{label}" for label, _ in one_at_a_time(REPORT_SWEEP_BASE, REPORT_GRID)]
     return {"Q1_2-3_baseline_training": _with_seeds(["q1.3-mlp", "q1.3-convnet"]),
-            "Q1_4_tuning": [*sweep, "q1.4-mlp", "q1.4-convnet-e15"],
+            "Q1_4_tuning": [*FIGURE6_SWEEP.run_names(), *MLP_SWEEP.run_names(), "q1.4-mlp", "q1.4-convnet-e15"],
             "Q2_stl10_finetuning_tsne": ["q1.4-convnet", "q3-best", *_q2_runs()],
             "Q3_best_recipe": ["q1.4-mlp-plus", "q1.4-convnet-plus", "q3-best"]}
 

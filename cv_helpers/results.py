@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import runs_dir
+from .data import data_name
 from .files import read_json
 from .presets import PRESETS
 from .runs import in_progress_text, is_complete
@@ -79,7 +80,9 @@ def summarise(records: list[RunRecord], folder: Path | None = None) -> list[list
         rows.append([protocol, f"{report_number:.2f}" if report_number is not None else "", mean, spread,
                      len(accuracies), group[0].config["epochs"],
                      f"{statistics.mean(r.metrics['train_seconds'] for r in group) / 60:.1f}",
-                     group[0].metrics.get("device", ""), group[0].metrics.get("data_source", "cifar100"),
+                     group[0].metrics.get("device", ""), data_name(group[0].metrics.get("data_source", "cifar100"),
+                                                                   group[0].metrics["train_size"],
+                                                                   group[0].metrics["test_size"]),
                      "retrain " + busy[0] if busy else "", f"`{group[0].command}`"])
     return rows
 

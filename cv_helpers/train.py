@@ -6,6 +6,7 @@ points (`run_experiment`, the study runner) validate it.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -19,15 +20,21 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, load_state_checked, save_checkpoint
 from .config import epoch_seed, memory_layout
+from .data import CIFAR100, STL10_5CLASS
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import MODELS, model_name_of
 from .transforms import AUGMENTATIONS
 from .validation import check_choice
 
+if not torch.cuda.is_available():
+    # Without a GPU, torch.compile's import of cpp_extension logs "No CUDA runtime is found" wherever a CUDA
+    # toolkit is installed (nvcc on the PATH): expected on such a machine, so it stays out of the notebooks.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "cosine", "onecycle")
 LOADERS = ("fast", "pil")
-DATASETS = ("cifar100", "stl10")
+DATASETS = {"cifar100": CIFAR100.image_hw, "stl10": STL10_5CLASS.image_hw}   # name -> image side in pixels
 
 
 @dataclass
@@ -53,6 +60,8 @@ class TrainConfig:
     freeze_pretrained: bool = False  # with init_from: train only the new fc1 and head (BatchNorm statistics adapt)
     compile: bool = False         # torch.compile the network (pays off for the Figure 6 net, even on CPU)
     tta_flip: bool = False        # evaluate on each image and its mirror image, averaging the class probabilities
+    low_res: int = 0              # progressive resizing: train on images resized to low_res x low_res pixels ...
+    low_res_epochs: int = 0       # ... for the first low_res_epochs epochs (0: off; networks with global pooling)
 
     def validate(self, dataset_size: int | None = None) -> "TrainConfig":
         """Returns self; raises ConfigError naming the bad setting and what is allowed (called at the entry points:
@@ -80,7 +89,21 @@ class TrainConfig:
             raise ConfigError(f"warm-up must be in [0, epochs), got {self.warmup_epochs}")
         if self.freeze_pretrained and not self.init_from:
             raise ConfigError("freeze_pretrained needs init_from: the run it fine-tunes")
+        if self.low_res or self.low_res_epochs:
+            self._validate_low_res()
         return self
+
+    def _validate_low_res(self) -> None:
+        side = DATASETS[self.dataset]
+        if not 8 <= self.low_res < side or not 0 < self.low_res_epochs < self.epochs:
+            raise ConfigError(f"progressive resizing needs 8 <= low_res < {side} (the {self.dataset} image size) and "
+                              f"0 < low_res_epochs < epochs, got low_res={self.low_res}, "
+                              f"low_res_epochs={self.low_res_epochs}")
+        if not MODELS[self.model].ANY_SIZE:
+            raise ConfigError(f"progressive resizing needs a network with global pooling (resconvnet5); {self.model} "
+                              "only takes images of one size")
+        if self.loader != "fast":
+            raise ConfigError("progressive resizing works on the fast loader only; drop --loader pil")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -114,6 +137,17 @@ class History:
     @classmethod
     def from_dict(cls, values: dict) -> "History":
         return cls(**{f.name: list(values.get(f.name, [])) for f in fields(cls)})
+
+
+def minutes_to_accuracy(history: History, target: float) -> float | None:
+    """Returns the wall time in minutes (training and evaluation) until the test accuracy first reached
+    `target` %, counted to the end of that epoch; None if it never did."""
+    elapsed = 0.0
+    for seconds, accuracy in zip(history.seconds, history.test_acc):
+        elapsed += seconds
+        if accuracy >= target:
+            return elapsed / 60
+    return None
 
 
 def run_status(history: History, num_classes: int) -> str:
@@ -321,6 +355,8 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
                 group["lr"] = config.lr * factor
 
         _seed_epoch(train_loader, config.seed, epoch)
+        if config.low_res:
+            train_loader.resize_to = config.low_res if epoch <= config.low_res_epochs else None
         started = time.perf_counter()
         train_loss, train_acc = _train_one_epoch(runner, train_loader, optimizer, loss_fn, epoch, set_lr, progress)
         predicted, true, test_loss = predict(runner, test_loader, config.tta_flip)

@@ -10,15 +10,11 @@ import math
 import os
 import socket
 import time
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import matplotlib
-import numpy as np
 import optuna
 import sqlalchemy
-from optuna.visualization import matplotlib as optuna_plots
 
 from .config import runs_dir
 from .errors import ConfigError, TrainingDiverged
@@ -28,7 +24,10 @@ from .tables import save_table
 from .train import OPTIMIZERS, FitResult, TrainConfig, run_status
 from .transforms import AUGMENTATIONS
 from .validation import check_choice, check_name
-from .viz import save_figure
+from .viz import plot_importances, plot_trial_curves, plot_trial_history, save_figure
+
+# Optuna's INFO lines are ANSI-coloured log records; `run_study` prints one plain line per trial instead.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -159,10 +158,19 @@ def run_study(study_name: str, trials: int, base: TrainConfig, space: SearchSpac
     space.validate()
     base.validate()
     study = create_or_load_study(study_name, storage, seed, pruner)
-    missing = trials - sum(t.state.is_finished() for t in study.trials) if total else trials
+    finished = sum(t.state.is_finished() for t in study.trials)
+    missing = trials - finished if total else trials
     if missing > 0:
-        study.optimize(lambda trial: objective(trial, space, base), n_trials=missing)
+        study.optimize(lambda trial: objective(trial, space, base), n_trials=missing, callbacks=[print_trial])
+    else:
+        print(f"reused study {study_name}: {finished} finished trials")
     return study
+
+
+def print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Prints one line per finished trial: its number, status and accuracy (an Optuna callback)."""
+    accuracy = f", test accuracy {trial.value:.2f} %" if trial.value is not None else ""
+    print(f"trial {trial.number}: {trial_status(trial)}{accuracy}", flush=True)
 
 
 def trial_status(trial: optuna.trial.FrozenTrial) -> str:
@@ -187,20 +195,38 @@ def trials_table(study: optuna.Study) -> tuple[list[str], list[list]]:
     return headers, rows
 
 
-def write_study_report(study: optuna.Study) -> str:
-    """Writes report/tables/tune_<study>.{md,csv} and Optuna's plots to report/figures/; returns the table."""
-    headers, rows = trials_table(study)
-    markdown = save_table(f"tune_{study.study_name}", headers, rows)
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    plots = {"history": optuna_plots.plot_optimization_history, "parallel": optuna_plots.plot_parallel_coordinate,
-             "slice": optuna_plots.plot_slice, "intermediate": optuna_plots.plot_intermediate_values}
-    if len(complete) >= 2:
-        plots["importances"] = optuna_plots.plot_param_importances
-    # Optuna's matplotlib plots switch the global style to ggplot; rc_context restores ours afterwards.
-    with warnings.catch_warnings(), matplotlib.rc_context():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for name, plot in plots.items():
-            axes = plot(study)
-            save_figure(np.atleast_1d(axes).flat[0].figure, f"tune_{study.study_name}_{name}")
-    return markdown
+def trial_curves(study: optuna.Study) -> tuple[dict[int, list[float]], set[int]]:
+    """Returns (trial -> test accuracy per epoch, the trials stopped early: pruned or diverged) of the finished
+    trials that reported at least one epoch."""
+    finished = [t for t in study.trials if t.state.is_finished() and t.intermediate_values]
+    curves = {t.number: [t.intermediate_values[epoch] for epoch in sorted(t.intermediate_values)] for t in finished}
+    return curves, {t.number for t in finished if t.state != optuna.trial.TrialState.COMPLETE}
 
+
+def parameter_importances(study: optuna.Study) -> dict[str, float]:
+    """Returns fANOVA importances (seeded) of the parameters every complete trial has (momentum exists for SGD
+    trials only) and that varied among them; empty when fewer than two complete trials differ in accuracy (there
+    is no variance to explain)."""
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len({t.value for t in complete}) < 2:
+        return {}
+    shared = set.intersection(*(set(t.params) for t in complete))
+    varied = [name for name in sorted(shared) if len({str(t.params[name]) for t in complete}) > 1]
+    return {} if not varied else dict(optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=varied))
+
+
+def write_study_report(study: optuna.Study) -> str:
+    """Writes report/tables/tune_<study>.{md,csv} and three figures to report/figures/: the trial history, the
+    accuracy per epoch of every trial, and the parameter importances (when complete trials differ). Returns
+    the table."""
+    headers, rows = trials_table(study)
+    name = study.study_name
+    markdown = save_table(f"tune_{name}", headers, rows)
+    curves, stopped = trial_curves(study)
+    save_figure(plot_trial_history(curves, stopped, f"{name}: test accuracy per trial"), f"tune_{name}_history")
+    save_figure(plot_trial_curves(curves, stopped, f"{name}: test accuracy per epoch"), f"tune_{name}_epochs")
+    importances = parameter_importances(study)
+    if importances:
+        save_figure(plot_importances(importances, len(curves) - len(stopped)), f"tune_{name}_importances")
+    return markdown

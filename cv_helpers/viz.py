@@ -5,6 +5,7 @@ fixed metadata (no dates), so re-running a notebook on the same numbers gives th
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -57,41 +58,82 @@ def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, colum
     return fig
 
 
-def plot_history(histories: dict[str, History], title: str = "") -> Figure:
-    """Returns loss (left) and accuracy (right) per epoch, train dashed and test solid, one colour per run."""
+# One colour per network in every notebook's figures (the default cycle for anything else).
+NETWORK_COLOURS = {"mlp": "tab:orange", "mlp4": "tab:red", "convnet": "tab:blue", "convnet-bn": "tab:green",
+                   "resconvnet5": "tab:purple"}
+
+
+def run_colours(runs: dict) -> dict[str, str]:
+    """Returns label -> the colour of the label's network, for runs (label -> a result with `.config.model`)."""
+    return {label: NETWORK_COLOURS[run.config.model] for label, run in runs.items()
+            if run.config.model in NETWORK_COLOURS}
+
+
+def _colours(labels: Iterable[str], colours: dict[str, str] | None) -> list[str]:
+    """Returns one colour per label: the given one, else the next of the default cycle."""
+    cycle = itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    return [(colours or {}).get(label) or next(cycle) for label in labels]
+
+
+def _label_axes(ax: plt.Axes, xlabel: str, ylabel: str, title: str, whole_x: bool = True,
+                legend: bool = True) -> None:
+    """The project's axes: labels, a light grid, whole-number ticks on x (epochs, trials) and the legend outside
+    the axes, to the right, where it covers no data."""
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3, which="both")
+    if whole_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if legend:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+
+
+def plot_history(histories: dict[str, History], title: str = "", colours: dict[str, str] | None = None) -> Figure:
+    """Returns loss (left) and accuracy (right) per epoch, train dashed and test solid, one colour per run
+    (`colours`: label -> colour, e.g. `run_colours(runs)`)."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for (name, history), colour in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+    for (name, history), colour in zip(histories.items(), _colours(histories, colours)):
         epochs = np.arange(1, history.epochs + 1)
         loss_ax.plot(epochs, history.train_loss, "--", color=colour, label=f"{name} train")
         loss_ax.plot(epochs, history.test_loss, "-", color=colour, label=f"{name} test")
         acc_ax.plot(epochs, history.train_acc, "--", color=colour, label=f"{name} train")
         acc_ax.plot(epochs, history.test_acc, "-", color=colour, label=f"{name} test")
-    loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (loss_ax, acc_ax):
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))       # epochs are whole numbers
-    acc_ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)   # off the curves
+    _label_axes(loss_ax, "epoch", "cross-entropy loss", "loss", legend=False)
+    _label_axes(acc_ax, "epoch", "accuracy (%)", "accuracy")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
+def plot_accuracy_against_time(histories: dict[str, History], targets: Sequence[float] = (),
+                               colours: dict[str, str] | None = None) -> Figure:
+    """Returns test accuracy (%) after each epoch against the wall time so far (minutes, training and
+    evaluation), one line per run, with dotted horizontal lines at the `targets`."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for (name, history), colour in zip(histories.items(), _colours(histories, colours)):
+        ax.plot(np.cumsum(history.seconds) / 60, history.test_acc, "o-", color=colour, markersize=3, label=name)
+    for target in targets:
+        ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+    _label_axes(ax, "wall time (minutes, training and evaluation)", "test accuracy (%)",
+                "Accuracy against wall time", whole_x=False)
+    fig.tight_layout()
+    return fig
+
+
 def plot_per_class_accuracy(accuracies: dict[str, np.ndarray], class_names: Sequence[str],
-                            sort_by: str | None = None) -> Figure:
+                            sort_by: str | None = None, colours: dict[str, str] | None = None) -> Figure:
     """Returns grouped bars of per-class accuracy (%) for one or more models; optionally sorted by one model."""
     order = np.arange(len(class_names))
     if sort_by is not None:
         order = np.argsort(-np.nan_to_num(accuracies[sort_by]), kind="stable")
     width = 0.8 / len(accuracies)
     fig, ax = plt.subplots(figsize=(max(6, 0.15 * len(class_names) + 2), 4))
-    for offset, (name, values) in enumerate(accuracies.items()):
-        ax.bar(np.arange(len(order)) + offset * width, np.asarray(values)[order], width,
+    for offset, ((name, values), colour) in enumerate(zip(accuracies.items(), _colours(accuracies, colours))):
+        ax.bar(np.arange(len(order)) + offset * width, np.asarray(values)[order], width, color=colour,
                label=f"{name} (mean {np.nanmean(values):.1f} %)")
     ax.set_xticks(np.arange(len(order)) + 0.4 - width / 2, [class_names[i] for i in order], rotation=90, fontsize=7)
     ax.set(ylabel="test accuracy (%)", xlim=(-0.5, len(order)))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")          # sorted bars fall to the right: that corner is empty
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -110,6 +152,76 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> Fig
             ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
                     color="white" if value > 50 else "black")
     fig.colorbar(image, ax=ax, label="% of true class")
+    fig.tight_layout()
+    return fig
+
+
+def plot_range_tests(tests: dict, colours: dict[str, str] | None = None,
+                     dashed: Sequence[str] = ()) -> Figure:
+    """Returns the smoothed training loss against the learning rate (log axis) of learning-rate range tests
+    (label -> `lr_finder.RangeTest`), with the steepest descent (circle) and the minimum (triangle) marked; the
+    labels in `dashed` are drawn dashed (e.g. a second optimizer on the same network, in its colour)."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for (label, test), colour in zip(tests.items(), _colours(tests, colours)):
+        ax.plot(test.lrs, test.losses, "--" if label in dashed else "-", color=colour, label=label)
+        for lr, marker in ((test.steepest, "o"), (test.minimum, "^")):
+            ax.plot(lr, test.losses[list(test.lrs).index(lr)], marker, color=colour, markersize=7)
+    ax.plot([], [], "o", color="grey", label="steepest descent")
+    ax.plot([], [], "^", color="grey", label="minimum")
+    lowest = min(float(test.losses.min()) for test in tests.values())
+    ax.set(xscale="log", ylim=(lowest - 0.1, max(float(test.losses[0]) for test in tests.values()) + 0.3))
+    _label_axes(ax, "learning rate (log scale)", "training loss (smoothed)",
+                "Learning-rate range test: loss while the rate grows each step", whole_x=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_trial_history(curves: dict[int, list[float]], stopped: set[int], title: str) -> Figure:
+    """Returns each trial's test accuracy (%) against its number: complete trials as dots with the best so far,
+    stopped ones (pruned or diverged) as crosses at their last reported epoch. curves: trial -> accuracy per
+    epoch."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    complete = [(number, accuracies[-1]) for number, accuracies in sorted(curves.items()) if number not in stopped]
+    halted = [(number, accuracies[-1]) for number, accuracies in sorted(curves.items()) if number in stopped]
+    if complete:
+        numbers, values = zip(*complete)
+        ax.plot(numbers, values, "o", color="tab:blue", label=f"complete ({len(complete)})")
+        ax.step(numbers, np.maximum.accumulate(values), where="post", color="tab:blue", alpha=0.5,
+                label="best so far")
+    if halted:
+        ax.plot(*zip(*halted), "x", color="tab:red", label=f"pruned or diverged ({len(halted)}): last epoch")
+    _label_axes(ax, "trial", "test accuracy (%)", title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_trial_curves(curves: dict[int, list[float]], stopped: set[int], title: str) -> Figure:
+    """Returns test accuracy (%) per epoch of every trial; stopped trials (pruned or diverged) dashed with a cross
+    where they were stopped. curves: trial -> accuracy per epoch."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for number, accuracies in sorted(curves.items()):
+        epochs = np.arange(1, len(accuracies) + 1)
+        if number in stopped:
+            ax.plot(epochs, accuracies, "--", color="tab:red", alpha=0.6, linewidth=1)
+            ax.plot(epochs[-1], accuracies[-1], "x", color="tab:red")
+        else:
+            ax.plot(epochs, accuracies, "-", color="tab:blue", alpha=0.7, linewidth=1)
+    ax.plot([], [], "-", color="tab:blue", label="complete")
+    ax.plot([], [], "--x", color="tab:red", label="pruned or diverged")
+    _label_axes(ax, "epoch", "test accuracy (%)", title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_importances(importances: dict[str, float], complete: int) -> Figure:
+    """Returns horizontal bars of parameter importances (summing to 1), largest on top, with the number of
+    complete trials they rest on in the title."""
+    names = sorted(importances, key=importances.get)
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(names) + 1.4))
+    ax.barh(names, [importances[name] for name in names], color="tab:blue")
+    ax.set(xlabel="importance (fANOVA, share of the variance)", xlim=(0, 1),
+           title=f"What mattered, from {complete} complete trials")
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 
@@ -148,7 +260,8 @@ def plot_embedding(embedding: np.ndarray, labels: np.ndarray, class_names: Seque
         points = embedding[labels == label]
         ax.scatter(points[:, 0], points[:, 1], s=6, color=cmap(label % cmap.N), label=name, alpha=0.7)
     ax.set(title=title, xlabel="t-SNE dimension 1 (no units)", ylabel="t-SNE dimension 2 (no units)")
-    ax.legend(fontsize=7, markerscale=2, loc="best", ncol=1 if len(class_names) <= 10 else 2)
+    ax.legend(fontsize=7, markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              ncol=1 if len(class_names) <= 10 else 2)                                 # beside the points
     return fig
 
 

@@ -6,7 +6,7 @@ import torch
 
 from cv_helpers.errors import ConfigError
 from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, ResConvNet5, TwoLayerNet,
-                               adapt_for_finetuning, build_model, count_parameters, layer_table)
+                               adapt_for_finetuning, build_model, count_parameters, layer_table, model_name_of)
 from cv_helpers.presets import PRESETS
 
 
@@ -96,7 +96,16 @@ def test_layer_table_shows_the_shape_arithmetic_of_lenet_and_of_the_figure_6_net
 
 
 def test_unknown_model_and_layer_are_refused_with_choices():
-    with pytest.raises(ConfigError, match="choose one of mlp, convnet, mlp4, convnet-bn, resconvnet5"):
+    with pytest.raises(ConfigError, match="choose one of mlp, convnet, mlp4, convnet-bn, convnet-bn5-max, resconvnet5"):
         build_model("resnet")
     with pytest.raises(ConfigError, match="has no layer 'fc9'"):
         count_parameters(ConvNet(), "fc9")
+
+
+def test_the_reports_dropped_figure_6_alternative_has_5x5_kernels_max_pooling_and_the_same_shapes():
+    alternative, figure6 = build_model("convnet-bn5-max"), ConvNetBN()
+    assert alternative.conv1.kernel_size == (5, 5) and type(alternative.pool).__name__ == "MaxPool2d"
+    assert [shape for *_, shape, _ in layer_table(alternative)] == [shape for *_, shape, _ in layer_table(figure6)]
+    extra = (5 * 5 - 3 * 3) * (3 * 64 + 64 * 128)                          # the larger kernels' extra weights
+    assert count_parameters(alternative) - count_parameters(figure6) == extra
+    assert model_name_of(alternative) == "convnet-bn5-max"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from cv_helpers.presets import PRESETS
 from cv_helpers.report import build_report
 from cv_helpers.results import WHAT_WORKED, write_results_table
-from cv_helpers.sweep import REPORT_GRID, REPORT_SWEEP_BASE, REPORT_SWEEP_PREFIX, one_at_a_time
+from cv_helpers.sweep import REPORT_SWEEPS, one_at_a_time
 from cv_helpers.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,8 +60,8 @@ def test_every_ladder_rung_names_runs_of_presets():
 
 
 def test_every_committed_run_was_trained_with_exactly_its_presets_settings():
-    sweep = {f"{REPORT_SWEEP_PREFIX}-{label}": config for label, config in one_at_a_time(REPORT_SWEEP_BASE,
-                                                                                          REPORT_GRID)}
+    sweep = {f"{sweep.prefix}-{label}": config for sweep in REPORT_SWEEPS
+             for label, config in one_at_a_time(sweep.base, sweep.grid)}
     for run_dir in _committed_runs():
         saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))   # absent keys: defaults
         preset = _preset_of(run_dir.name)
@@ -96,12 +97,82 @@ def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_p
     assert "  train q1.3-convnet-seed1: no earlier run, time unknown" in plan and len(plan) == 6
 
 
+SWEEP_VARIABLES = ("FIGURE6_SWEEP", "MLP_SWEEP")     # the names the notebook runs REPORT_SWEEPS by
+
+
 def test_the_plan_lists_the_runs_each_notebook_uses():
     from cv_helpers.notebooks import NOTEBOOK_DIR, notebook_runs
 
     for stem, names in notebook_runs().items():
         source = (NOTEBOOK_DIR / f"{stem}.ipynb").read_text()
         for name in names:
-            named_in_source = name in source or name.startswith(REPORT_SWEEP_PREFIX) and "REPORT_SWEEP_PREFIX" in source
+            named_in_source = name in source or any(name in sweep.run_names() and f"run_sweep({variable}" in source
+                                                    for sweep, variable in zip(REPORT_SWEEPS, SWEEP_VARIABLES))
             made_by_run_seeds = _preset_of(name) in PRESETS and "run_seeds(" in source
             assert named_in_source or made_by_run_seeds, (stem, name)
+
+
+EXECUTED = ROOT / "report" / "notebooks"
+WARNING_SIGNS = re.compile(r"\x1b\[|Traceback \(most recent call last\)|\w*Warning\b|^[WE]\d{4} ", re.MULTILINE)
+
+
+def _cells(path: Path) -> list[tuple[str, str]]:
+    return [(cell["cell_type"], "".join(cell["source"])) for cell in json.loads(path.read_text())["cells"]]
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_the_executed_notebooks_in_the_report_have_the_notebooks_cells(notebook):
+    assert (EXECUTED / notebook).is_file(), f"report/notebooks/{notebook} is missing: run `make report`"
+    assert _cells(EXECUTED / notebook) == _cells(ROOT / "notebooks" / notebook), \
+        f"report/notebooks/{notebook} was executed from other cells than notebooks/{notebook}: run `make report`"
+
+
+def _output_texts(output: dict) -> list[str]:
+    texts = [output.get("text", ""), output.get("evalue", ""), *output.get("traceback", [])]
+    texts += [data for kind, data in output.get("data", {}).items() if kind.startswith("text/")]
+    return ["".join(text) if isinstance(text, list) else text for text in texts]
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in EXECUTED.glob("*.ipynb")))
+def test_the_executed_notebooks_show_no_warning_ansi_code_or_traceback(notebook):
+    cells = json.loads((EXECUTED / notebook).read_text())["cells"]
+    found = []
+    for index, cell in enumerate(cells):
+        for output in cell.get("outputs", []):
+            sign = WARNING_SIGNS.search("\n".join(_output_texts(output)))
+            if sign or output["output_type"] == "error":
+                found.append((index, output["output_type"], sign.group(0) if sign else "error"))
+    assert not found, f"report/notebooks/{notebook}: (cell, output, sign) {found}"
+
+
+def test_the_report_shows_every_figure_and_table_the_notebooks_save():
+    from cv_helpers.report import SECTIONS
+
+    sources = "".join(cell for path in (ROOT / "notebooks").glob("*.ipynb") for _, cell in _cells(path))
+    saved = set(re.findall(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"', sources))
+    shown = {name for _, _, figures, tables in SECTIONS for name in [*(f for f, _ in figures), *tables]}
+    written_by_the_study_or_report_tables = {name for name in shown if name.startswith("tune_")} | {"results",
+                                                                                                   "what_worked"}
+    assert saved == shown - written_by_the_study_or_report_tables
+
+
+def _readme_results_rows() -> list[list[str]]:
+    """The rows of the README's results table that name a preset in their first cell."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Results", 1)[1].split("\n## ", 1)[0]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if re.match(r"\| `[\w.-]+` \|", line)]
+
+
+def test_the_readme_results_are_the_committed_runs():
+    from cv_helpers.results import load_runs, summarise
+
+    measured = {row[0]: row for row in summarise(load_runs(ROOT / "runs"), ROOT / "runs")}
+    rows = _readme_results_rows()
+    assert len(rows) >= 10
+    for preset, _, _, ours, minutes in rows:
+        name = preset.strip("`")
+        assert name in measured, f"README names {name}, which has no committed run"
+        _, _, mean, spread, seeds, _, run_minutes, *_ = measured[name]
+        expected = f"{mean} {spread} % ({seeds} seeds)" if seeds > 1 else f"{mean} %"
+        assert (ours.replace("*", ""), minutes) == (expected, run_minutes), name

@@ -12,14 +12,15 @@ from cv_helpers.results import WHAT_WORKED, load_runs, measured_accuracy, summar
 from cv_helpers.viz import save_figure
 
 
-def _run(folder, name, accuracy, source="cifar100", epochs=10, seconds=120.0, seed=0):
+def _run(folder, name, accuracy, source="cifar100", epochs=10, seconds=120.0, seed=0, sizes=(50_000, 10_000)):
     run_dir = folder / name
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps({"epochs": epochs, "seed": seed}))
     history = {"test_acc": [accuracy] * epochs}
     (run_dir / "metrics.json").write_text(json.dumps({"history": history, "final_test_acc": accuracy,
                                                       "train_seconds": seconds, "device": "cpu (2 threads)",
-                                                      "data_source": source}))
+                                                      "data_source": source, "train_size": sizes[0],
+                                                      "test_size": sizes[1]}))
 
 
 def test_protocol_rows_average_over_seeds_next_to_the_seed_report(tmp_path):
@@ -31,13 +32,18 @@ def test_protocol_rows_average_over_seeds_next_to_the_seed_report(tmp_path):
     assert len(rows) == 1
     protocol, seed_number, mean, spread, seeds, epochs, minutes, device, data, status, command = rows[0]
     assert (protocol, seed_number, mean, spread, seeds) == ("q1.3-convnet", "22.00", "23.00", "± 1.00", 3)
-    assert (epochs, minutes) == (10, "2.0")
+    assert (epochs, minutes, data) == (10, "2.0", "CIFAR-100 (50,000 / 10,000 images)")
+
+
+def test_runs_on_the_real_stl10_sample_say_so_with_their_image_counts(tmp_path):
+    _run(tmp_path, "q2-sample-finetune", 62.5, source="stl10 real sample", sizes=(46, 48))
+    assert summarise(load_runs(tmp_path))[0][8] == "real STL-10 sample (46 / 48 images)"
 
 
 def test_runs_on_generated_stl10_publish_no_accuracy(tmp_path):
-    _run(tmp_path, "q2-finetune", 99.0, source="stl10 generated")
+    _run(tmp_path, "q2-finetune", 99.0, source="stl10 generated", sizes=(250, 200))
     row = summarise(load_runs(tmp_path))[0]
-    assert row[2] == "n/a (generated data only)" and row[8] == "stl10 generated"
+    assert row[2] == "n/a (generated data only)" and row[8] == "generated STL-10 (250 / 200 images)"
 
 
 def test_unfinished_runs_are_not_results(tmp_path):
@@ -119,13 +125,3 @@ def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, m
                                          "| Q3.ipynb | 0.50 | 2 CPU cores |"]
     assert (tmp_path / "tables" / "notebook_times_full.csv").read_text().count("\n") == 4
 
-
-def test_sweep_verdicts_weigh_each_change_against_the_spread_of_the_base_seeds():
-    from cv_helpers.sweep import add_verdicts
-
-    rows = [{"change": c, "test_acc": a, "status": s} for c, a, s in [
-        ("base", 14.0, "ok"), ("base-seed1", 14.4, "ok"), ("base-seed2", 13.6, "ok"), ("batch_size=64", 18.2, "ok"),
-        ("lr=0.1", 13.5, "ok"), ("optimizer=adam", 11.0, "ok"), ("lr=0.5", 1.0, "at chance")]]
-    verdicts = {r["change"]: r["verdict"] for r in add_verdicts(rows)}
-    assert verdicts == {"base": "base", "base-seed1": "base", "base-seed2": "base", "batch_size=64": "better",
-                        "lr=0.1": "within the seed spread", "optimizer=adam": "worse", "lr=0.5": "at chance"}

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -175,3 +177,52 @@ def test_flip_tta_averages_the_probabilities_of_each_image_and_its_mirror():
     assert np.array_equal(predicted, mirrored)                        # invariant to mirroring the test set
     plain, _, _ = predict(net, [(images, labels)])
     assert not np.array_equal(plain, predict(net, [(images.flip(-1), labels)])[0])   # plain evaluation is not
+
+
+def test_compiling_on_a_machine_without_a_gpu_logs_no_cuda_warning(child_env):
+    env = {**child_env, "CUDA_HOME": "/usr", "CUDA_VISIBLE_DEVICES": ""}       # a toolkit path, no GPU
+    code = "import cv_helpers.train, torch.utils.cpp_extension"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "No CUDA runtime" not in done.stderr, done.stderr[-2000:]
+
+
+def test_progressive_resizing_trains_the_first_epochs_on_smaller_images_then_on_full_size():
+    from cv_helpers.models import ResConvNet5
+
+    train_loader, test_loader = _loaders()
+    torch.manual_seed(0)
+    net = ResConvNet5(num_classes=4, widths=(8, 16, 16))
+    seen = []
+    net.conv1.register_forward_hook(lambda module, inputs, output: seen.append((net.training, inputs[0].shape[-1])))
+    config = TrainConfig(model="resconvnet5", epochs=3, batch_size=16, augmentation="none", low_res=16,
+                         low_res_epochs=2)
+    fit(net, train_loader, test_loader, config.validate(), progress=False)
+    batches = len(train_loader)                                                  # 160 images / 16 per epoch
+    assert [side for training, side in seen if training] == [16] * 2 * batches + [32] * batches
+    assert {side for training, side in seen if not training} == {32}           # evaluation at full size
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model": "convnet"}, "global pooling"), ({"low_res": 32}, "8 <= low_res < 32"),
+    ({"low_res_epochs": 3}, "0 < low_res_epochs < epochs"), ({"loader": "pil"}, "fast loader only")])
+def test_progressive_resizing_is_refused_where_it_cannot_work(changes, message):
+    settings = {"model": "resconvnet5", "epochs": 3, "low_res": 24, "low_res_epochs": 1, **changes}
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**settings).validate()
+
+
+def test_the_loader_resizes_a_batch_only_when_told():
+    loader, _ = _loaders()
+    assert next(iter(loader))[0].shape[-2:] == (32, 32)
+    loader.resize_to = 20
+    images, labels = next(iter(loader))
+    assert images.shape == (16, 3, 20, 20) and images.dtype == torch.float32 and labels.shape == (16,)
+
+
+def test_minutes_to_accuracy_counts_to_the_end_of_the_first_epoch_that_reached_the_target():
+    from cv_helpers.train import History, minutes_to_accuracy
+
+    history = History(test_acc=[40.0, 57.0, 55.0, 71.0], seconds=[60.0, 120.0, 60.0, 60.0])
+    assert minutes_to_accuracy(history, 56.0) == pytest.approx(3.0)
+    assert minutes_to_accuracy(history, 70.0) == pytest.approx(5.0)
+    assert minutes_to_accuracy(history, 80.0) is None

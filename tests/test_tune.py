@@ -12,8 +12,9 @@ from matplotlib import pyplot as plt
 from cv_helpers.errors import ConfigError
 from cv_helpers.fixtures import make_fixture_data
 from cv_helpers.train import TrainConfig
-from cv_helpers.tune import (SearchSpace, create_or_load_study, open_storage, run_study, suggest_config,
-                             write_study_report)
+from cv_helpers.tune import (SearchSpace, create_or_load_study, open_storage, parameter_importances, run_study,
+                             suggest_config, trial_curves, write_study_report)
+from cv_helpers.viz import plot_importances, plot_trial_history
 
 BASE = TrainConfig(model="convnet", epochs=2)
 
@@ -38,8 +39,49 @@ def test_tiny_study_runs_three_trials_and_writes_the_table_and_plots(fixture_dat
     assert table.count("\n") == 2 + 3 and "test accuracy (%)" in table
     report = fixture_data / "report"
     assert (report / "tables" / "tune_tiny.csv").is_file()
-    assert (report / "figures" / "tune_tiny_history.png").is_file()
-    assert (report / "figures" / "tune_tiny_parallel.pdf").is_file()
+    for figure in ("history", "epochs"):
+        assert (report / "figures" / f"tune_tiny_{figure}.png").is_file()
+    assert (report / "figures" / "tune_tiny_importances.pdf").is_file() == bool(parameter_importances(study))
+
+
+def _finished_trials(study):
+    distributions = {"lr": optuna.distributions.FloatDistribution(1e-4, 0.5, log=True),
+                     "epochs": optuna.distributions.CategoricalDistribution((3,))}
+    for lr, curve, state in [(0.01, {1: 10.0, 2: 15.0, 3: 18.0}, "COMPLETE"), (0.3, {1: 2.0, 2: 3.0}, "PRUNED"),
+                             (0.001, {1: 5.0, 2: 9.0, 3: 12.0}, "COMPLETE")]:
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": lr, "epochs": 3}, distributions=distributions, intermediate_values=curve,
+            value=curve[3] if state == "COMPLETE" else None, state=optuna.trial.TrialState[state]))
+
+
+def test_the_study_figures_mark_stopped_trials_and_rank_only_the_parameters_that_varied():
+    study = optuna.create_study(direction="maximize")
+    _finished_trials(study)
+    curves, stopped = trial_curves(study)
+    assert curves == {0: [10.0, 15.0, 18.0], 1: [2.0, 3.0], 2: [5.0, 9.0, 12.0]} and stopped == {1}
+    assert list(parameter_importances(study)) == ["lr"]              # epochs had one value: nothing to rank
+    study.add_trial(optuna.trial.create_trial(                      # a parameter only some trials have
+        params={"lr": 0.05, "epochs": 3, "momentum": 0.9}, value=14.0, intermediate_values={1: 14.0},
+        distributions={"lr": optuna.distributions.FloatDistribution(1e-4, 0.5, log=True),
+                       "epochs": optuna.distributions.CategoricalDistribution((3,)),
+                       "momentum": optuna.distributions.FloatDistribution(0.5, 0.99)}))
+    assert list(parameter_importances(study)) == ["lr"]
+    level = optuna.create_study(direction="maximize")
+    for lr in (0.01, 0.1):                                          # equal accuracies: no variance to explain
+        level.add_trial(optuna.trial.create_trial(params={"lr": lr}, value=1.0, distributions={
+            "lr": optuna.distributions.FloatDistribution(1e-4, 0.5, log=True)}))
+    assert parameter_importances(level) == {}
+    legend = [t.get_text() for t in plot_trial_history(curves, stopped, "t").axes[0].get_legend().get_texts()]
+    assert legend == ["complete (2)", "best so far", "pruned or diverged (1): last epoch"]
+    assert plot_importances({"lr": 1.0}, 2).axes[0].get_title() == "What mattered, from 2 complete trials"
+    plt.close("all")
+
+
+def test_a_study_with_enough_trials_is_reused_with_one_plain_line(tmp_path, capsys):
+    journal = str(tmp_path / "journal.log")
+    _finished_trials(create_or_load_study("done", journal))
+    study = run_study("done", 3, BASE, SearchSpace(epochs=(3,)), storage=journal, total=True)
+    assert len(study.trials) == 3 and capsys.readouterr().out == "reused study done: 3 finished trials\n"
 
 
 def test_a_trial_behind_the_median_is_pruned(fixture_data, monkeypatch):

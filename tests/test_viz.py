@@ -6,10 +6,13 @@ import pytest
 from matplotlib import pyplot as plt
 
 from cv_helpers.data import CIFAR100_loader
+from cv_helpers.lr_finder import RangeTest
 from cv_helpers.train import History
 from cv_helpers.transforms import make_test_transform
-from cv_helpers.viz import (plot_confusion_matrix, plot_embedding, plot_history, plot_per_class_accuracy,
-                            save_figure, show_class_examples, tsne_embedding, tsne_perplexity)
+from cv_helpers.viz import (NETWORK_COLOURS, plot_accuracy_against_time, plot_confusion_matrix, plot_embedding,
+                            plot_history, plot_per_class_accuracy, plot_range_tests, plot_trial_curves,
+                            plot_trial_history, run_colours, save_figure, show_class_examples, tsne_embedding,
+                            tsne_perplexity)
 
 
 def _figure():
@@ -89,3 +92,45 @@ def test_history_plot_has_whole_epoch_ticks_and_its_legend_outside_the_axes():
     legend_box = acc_ax.get_legend().get_window_extent()
     assert legend_box.x0 >= acc_ax.get_window_extent().x1                     # right of the accuracy axes
     assert loss_ax.get_legend() is None
+
+
+def _legend_is_right_of_its_axes(fig) -> bool:
+    fig.canvas.draw()
+    return all(ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+               for ax in fig.axes if ax.get_legend() is not None)
+
+
+def test_every_curve_figure_keeps_its_legend_off_the_data():
+    history = History(train_loss=[3, 2], train_acc=[10, 20], test_loss=[3.5, 2.5], test_acc=[8, 15])
+    points = np.random.default_rng(0).normal(size=(60, 2))
+    curve = RangeTest(np.logspace(-4, 0, 5), np.array([4.6, 4.4, 4.0, 4.2, 9.0]))
+    figures = [plot_history({"convnet": history}),
+               plot_embedding(points, np.arange(60) % 20, [f"superclass {i}" for i in range(20)], "t-SNE"),
+               plot_range_tests({"mlp": curve}),
+               plot_trial_history({0: [5.0, 9.0], 1: [2.0]}, {1}, "study"),
+               plot_trial_curves({0: [5.0, 9.0], 1: [2.0]}, {1}, "study")]
+    assert all(_legend_is_right_of_its_axes(fig) for fig in figures)
+    plt.close("all")
+
+
+def test_each_network_keeps_its_colour_whatever_the_order_of_the_runs():
+    class Run:
+        def __init__(self, model):
+            self.config, self.history = type("Config", (), {"model": model}), History(
+                train_loss=[3, 2], train_acc=[10, 20], test_loss=[3.5, 2.5], test_acc=[8, 15])
+
+    for runs in ({"a": Run("mlp"), "b": Run("convnet")}, {"b": Run("convnet"), "a": Run("mlp")}):
+        fig = plot_history({label: run.history for label, run in runs.items()}, colours=run_colours(runs))
+        colours = {line.get_label().split()[0]: line.get_color() for line in fig.axes[0].lines}
+        assert colours == {"a": NETWORK_COLOURS["mlp"], "b": NETWORK_COLOURS["convnet"]}
+    plt.close("all")
+
+
+def test_accuracy_against_time_puts_each_epoch_at_its_cumulative_minutes():
+    history = History(train_loss=[3, 2], train_acc=[10, 20], test_loss=[3, 2], test_acc=[30.0, 45.0],
+                      seconds=[60.0, 90.0])
+    fig = plot_accuracy_against_time({"q3-fast": history}, targets=(56.0,))
+    line = fig.axes[0].lines[0]
+    assert list(line.get_xdata()) == [1.0, 2.5] and list(line.get_ydata()) == [30.0, 45.0]
+    assert _legend_is_right_of_its_axes(fig)
+    plt.close("all")

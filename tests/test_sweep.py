@@ -1,0 +1,50 @@
+"""One-at-a-time sweeps: their configurations, the verdict of each change, and the report's claims judged."""
+from __future__ import annotations
+
+import math
+
+from cv_helpers.presets import PRESETS
+from cv_helpers.sweep import MLP_SWEEP, REPORT_SWEEPS, Claim, add_verdicts, judge_claims, one_at_a_time, sweep_table
+
+
+def test_sweep_verdicts_weigh_each_change_against_the_spread_of_the_base_seeds():
+    rows = [{"change": c, "test_acc": a, "status": s} for c, a, s in [
+        ("base", 14.0, "ok"), ("base-seed1", 14.4, "ok"), ("base-seed2", 13.6, "ok"), ("batch_size=64", 18.2, "ok"),
+        ("lr=0.1", 13.5, "ok"), ("optimizer=adam", 11.0, "ok"), ("lr=0.5", 1.0, "at chance")]]
+    verdicts = {r["change"]: r["verdict"] for r in add_verdicts(rows)}
+    assert verdicts == {"base": "base", "base-seed1": "base", "base-seed2": "base", "batch_size=64": "better",
+                        "lr=0.1": "within the seed spread", "optimizer=adam": "worse", "lr=0.5": "at chance"}
+
+
+def test_a_model_setting_such_as_the_hidden_size_changes_only_that_keyword():
+    configs = dict(one_at_a_time(MLP_SWEEP.base, MLP_SWEEP.grid))
+    assert configs["hidden_size=512"].model_kwargs == {**PRESETS["q1.4-mlp"].model_kwargs, "hidden_size": 512}
+    assert configs["epochs=50"].epochs == 50 and configs["epochs=50"].model_kwargs["hidden_size"] == 128
+    assert list(configs)[:3] == ["base", "base-seed1", "base-seed2"]
+    assert MLP_SWEEP.run_names()[3] == "q1.4-sweep-mlp-batch_size=64"
+
+
+def test_every_claim_names_changes_its_sweep_runs():
+    for sweep in REPORT_SWEEPS:
+        labels = {label for label, _ in one_at_a_time(sweep.base, sweep.grid)}
+        for claim in sweep.claims:
+            assert set(claim.changes) <= labels and claim.expected in ("worse", "no better"), claim
+
+
+def _row(change, accuracy, verdict):
+    return {"change": change, "test_acc": accuracy, "vs_base": accuracy - 14.0, "train_loss": 3.0, "seconds": 20.0,
+            "status": "ok", "verdict": verdict}
+
+
+def test_claims_are_confirmed_contradicted_or_inconclusive_from_the_verdicts():
+    rows = [_row("base", 14.0, "base"), _row("optimizer=adam", 11.0, "worse"), _row("lr=0.5", math.nan, "diverged"),
+            _row("batch_size=64", 18.2, "better"), _row("lr=0.1", 13.8, "within the seed spread"),
+            _row("epochs=50", 14.2, "within the seed spread")]
+    claims = [Claim("adam is worse", ("optimizer=adam", "lr=0.5")), Claim("128 beats 64", ("batch_size=64",)),
+              Claim("0.1 is too high", ("lr=0.1",)), Claim("more epochs do not help", ("epochs=50",), "no better")]
+    judged = judge_claims(rows, claims)
+    assert [verdict for _, _, verdict in judged] == ["confirmed", "contradicted",
+                                                     "inconclusive (within the seed spread)", "confirmed"]
+    assert judged[0][1] == "optimizer=adam: 11.00 % (-3.00, worse); lr=0.5: diverged"
+    assert [row[0] for row in sweep_table(rows)] == ["batch_size=64", "epochs=50", "base", "lr=0.1",
+                                                     "optimizer=adam", "lr=0.5"]
