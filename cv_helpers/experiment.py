@@ -20,10 +20,11 @@ from .checkpoint import model_from_checkpoint
 from .config import REPO_ROOT, by_mode, default_device, describe_device, memory_layout, seed_everything
 from .data import ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, load_stl10, stl10_source
 from .fast_loader import FastLoader
-from .files import write_json
-from .models import adapt_for_finetuning, build_model, finetuned_kwargs, freeze_all_but_new_layers, size_kwargs
+from .files import read_json, write_json
+from .models import (adapt_for_finetuning, build_model, count_parameters, finetuned_kwargs,
+                     freeze_all_but_new_layers, size_kwargs)
 from .presets import PRESETS, get_preset
-from .runs import RunLock, publish, run_folder, training_folder, write_config, write_metrics
+from .runs import RunLock, is_complete, publish, run_folder, training_folder, write_config, write_metrics
 from .train import FitResult, History, TrainConfig, fit, per_class_accuracy, predict
 from .transforms import get_augmentation, make_test_transform, make_train_transform
 
@@ -35,15 +36,16 @@ SEEDS = (0, 1, 2)   # the seeds every published spread is taken over
 class RunResult:
     """What a run leaves behind in memory: the trained network and its measurements."""
 
-    model: nn.Module
+    model: nn.Module | None        # None when the run was read from its files (see `finished_run`)
     history: History
     per_class: np.ndarray          # (num_classes,) accuracy in percent
-    predicted: np.ndarray          # (N_test,) predicted labels
-    true: np.ndarray               # (N_test,) true labels
+    predicted: np.ndarray | None   # (N_test,) predicted labels; None when read from the files
+    true: np.ndarray | None        # (N_test,) true labels; None when read from the files
     class_names: list[str]
     run_dir: Path | None
     config: TrainConfig
     epochs_trained: int            # 0 when a finished run was reused
+    parameters: int                # trainable parameters of the network
 
     @property
     def test_acc(self) -> float:
@@ -166,12 +168,16 @@ def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | Non
 
 def run_experiment(config: TrainConfig, run_name: str | None = None, resume: bool = False,
                    device: torch.device | str | None = None, root: Path | str | None = None,
-                   on_epoch_end: Callable[[FitResult], None] | None = None, progress: bool = True) -> RunResult:
+                   on_epoch_end: Callable[[FitResult], None] | None = None, progress: bool = True,
+                   weights: bool = True) -> RunResult:
     """Trains one configuration end to end; with `run_name`, writes runs/<run_name>/ and can resume it.
 
     The entry point of every training (CLI, notebooks, widget, sweep, study): it validates the config and the
     run name before any work. In smoke mode the run has at most 2 epochs, is not compiled, and its folder is
     smoke-<run_name>. A second process asking for a run that is being trained gets RunBusy at once.
+    With `weights=False` and `resume`, a finished run with the same settings is read from its files (no network,
+    no predictions; see `finished_run`), so its checkpoint is not needed; a finished run asked for with weights
+    but without its checkpoint is trained again (the same seed gives the same numbers on the same CPU kind).
     """
     config = replace(config, model_kwargs=dict(config.model_kwargs),
                      epochs=by_mode(config.epochs, min(config.epochs, 2)), compile=by_mode(config.compile, False))
@@ -179,6 +185,12 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
     device = torch.device(device) if device is not None else default_device()
     train, test, label_key, class_names = load_splits(config.dataset, root)
     config.validate(dataset_size=len(train))
+    if run_dir is not None and resume and not weights:
+        finished = finished_run(run_dir, config, len(class_names), train.images.shape[1])
+        if finished is not None:
+            if progress:
+                print(f"reused runs/{run_dir.name}: {finished.history.epochs} epochs, {finished.test_acc:.2f} %")
+            return finished
     if run_dir is None:
         return _train(config, None, False, device, root, (train, test, label_key, class_names), on_epoch_end,
                       progress)
@@ -222,7 +234,30 @@ def _train(config: TrainConfig, folder: Path | None, resume: bool, device: torch
         print(f"reused runs/{folder.name}: {fitted.history.epochs} epochs, {fitted.history.test_acc[-1]:.2f} %")
     per_class = per_class_accuracy(fitted.predicted, fitted.true, len(class_names))
     return RunResult(model, fitted.history, per_class, fitted.predicted, fitted.true, class_names, folder, config,
-                     fitted.epochs_trained)
+                     fitted.epochs_trained, count_parameters(model))
+
+
+def finished_run(run_dir: Path, config: TrainConfig, num_classes: int, image_size: int) -> RunResult | None:
+    """Returns a finished run's result read from its config.json and metrics.json (model, predicted and true are
+    None), or None when the run is not complete or was trained with other settings than `config` (torch.compile
+    aside). A fine-tuned run's network arguments come from its checkpoint, so only its other settings are compared.
+    """
+    if not is_complete(run_dir):
+        return None
+    saved = TrainConfig.from_dict(read_json(run_dir / "config.json"))
+    wanted = replace(config, compile=saved.compile)
+    if not config.init_from:
+        wanted.model_kwargs = {**size_kwargs(config.model, image_size), **config.model_kwargs,
+                               "num_classes": num_classes}
+    if replace(wanted, model_kwargs={}) != replace(saved, model_kwargs={}) or \
+            (not config.init_from and wanted.model_kwargs != saved.model_kwargs):
+        return None
+    metrics = read_json(run_dir / "metrics.json")
+    network = build_model(saved.model, **saved.model_kwargs)
+    if saved.freeze_pretrained:
+        freeze_all_but_new_layers(network)
+    return RunResult(None, History.from_dict(metrics["history"]), np.array(list(metrics["per_class_acc"].values())),
+                     None, None, list(metrics["per_class_acc"]), run_dir, saved, 0, count_parameters(network))
 
 
 def seed_run_name(preset: str, seed: int) -> str:
@@ -231,6 +266,6 @@ def seed_run_name(preset: str, seed: int) -> str:
 
 
 def run_seeds(preset: str, seeds: Iterable[int] = SEEDS, root: Path | str | None = None) -> list[RunResult]:
-    """Trains (or reuses) a preset once per seed: runs NAME, NAME-seed1, NAME-seed2, ..."""
+    """Trains (or reuses from its files, without weights) a preset once per seed: runs NAME, NAME-seed1, ..."""
     return [run_experiment(replace(get_preset(preset), seed=seed), seed_run_name(preset, seed), resume=True,
-                           root=root, progress=False) for seed in seeds]
+                           root=root, progress=False, weights=False) for seed in seeds]
