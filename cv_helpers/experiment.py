@@ -144,12 +144,18 @@ def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | Non
     """Re-evaluates a finished run's checkpoint on its test split, with or without flip test-time augmentation;
     writes and returns {test_acc, test_loss, per_class_acc, tta_flip, checkpoint_epoch, ...} (see `evaluation_file`).
 
-    The same weights measured both ways give the accuracy change that the augmentation alone brings. A run that is
-    being trained is refused at once (RunBusy), never waited for.
+    The same weights measured both ways give the accuracy change that the augmentation alone brings. Without the
+    checkpoint, the evaluation saved beside the finished run's last epoch is returned (a retrain replaces the whole
+    run folder, so a saved evaluation always belongs to the run's weights). A run that is being trained is refused
+    at once (RunBusy), never waited for.
     """
     run_dir = run_folder(run_name)
     with RunLock(run_dir.parent, run_dir.name, action="evaluated"):
         checkpoint = run_dir / "checkpoint.pt"
+        saved = read_json(evaluation_file(run_dir, tta_flip))
+        if not checkpoint.is_file() and is_complete(run_dir) and \
+                saved.get("checkpoint_epoch") == read_json(run_dir / "config.json")["epochs"]:
+            return saved
         model, state = model_from_checkpoint(checkpoint, hint=f"train it first: `python -m cv_helpers train "
                                                               f"--run-name {run_name} ...`")
         config = TrainConfig.from_dict(state["config"])

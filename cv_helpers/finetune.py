@@ -20,12 +20,15 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from .data import data_name, load_stl10, stl10_source
-from .experiment import SEEDS, RunResult
+from .config import run_name_for, runs_dir
+from .experiment import SEEDS, RunResult, seed_run_name
 from .fast_loader import FastLoader
-from .models import count_parameters
+from .presets import PRESETS, Q2_PRETRAINED_RUN
+from .runs import is_complete
 from .tables import mean_and_spread
 
 FULL_STL10_COUNTS = (2_500, 4_000)    # training and test images of the five classes in the official archive
+FULL_FINE_TUNING = "(c) full fine-tuning, Table 3"
 TRAINING_STRATEGIES = {
     "real sample": {"(b) new fc1 + head only": "q2-sample-head", "(c) full fine-tuning, Table 3": "q2-sample-finetune",
                     "(d) improved recipe, Q3 net": "q2-sample-plus"},
@@ -44,6 +47,19 @@ def stl10_label(root: Path | str | None = None) -> str:
 def training_strategies(root: Path | str | None = None) -> dict[str, str]:
     """Returns strategy label -> preset for the STL-10 data under `root`."""
     return TRAINING_STRATEGIES[stl10_source(root)]
+
+
+def pretrained_runs(strategies: dict[str, str], runs: Path | None = None) -> dict[str, bool]:
+    """Returns, for each CIFAR-100 run that a strategy's preset fine-tunes, whether its weights are needed:
+    always for Q2_PRETRAINED_RUN (the linear probe and the t-SNE use them), otherwise only while a seed run of a
+    strategy that starts from it is not complete (it still has to train)."""
+    runs = runs or runs_dir()
+    needed = {Q2_PRETRAINED_RUN: True}
+    for preset in strategies.values():
+        start = PRESETS[preset].init_from
+        pending = any(not is_complete(runs / run_name_for(seed_run_name(preset, seed))) for seed in SEEDS)
+        needed[start] = needed.get(start, False) or pending
+    return needed
 
 
 @torch.no_grad()
@@ -95,7 +111,7 @@ def strategy_rows(probe: dict, trained: dict[str, tuple[str, list[RunResult]]]) 
              f"{probe['seconds'] / 60:.2f}"]]
     for label, (preset, runs) in trained.items():
         rows.append([label, preset, mean_and_spread([r.test_acc for r in runs]), len(runs),
-                     f"{count_parameters(runs[0].model):,}",
+                     f"{runs[0].parameters:,}",
                      f"{statistics.mean(sum(r.history.seconds) for r in runs) / 60:.2f}"])
     return rows
 

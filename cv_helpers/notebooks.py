@@ -13,10 +13,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
 from .config import REPO_ROOT, mode_name, report_dir, runs_dir
-from .files import read_json, write_text
 from .errors import DataError
 from .experiment import SEEDS, seed_run_name
-from .finetune import TRAINING_STRATEGIES, training_strategies
+from .files import read_json, write_text
+from .finetune import FULL_FINE_TUNING, TRAINING_STRATEGIES, pretrained_runs, training_strategies
+from .runs import is_complete
 from .sweep import FIGURE6_SWEEP, MLP_SWEEP
 from .tables import save_table
 
@@ -58,13 +59,18 @@ def notebook_runs() -> dict[str, list[str]]:
             "Q3_best_recipe": ["q1.4-mlp-plus", "q1.4-convnet-plus", "q3-best"]}
 
 
+def _q2_strategies() -> dict[str, str]:
+    """Returns the Q2 notebook's strategy presets for the STL-10 data prepared (the sample's before `make data`)."""
+    try:
+        return training_strategies()
+    except DataError:                    # STL-10 not prepared yet: `make data` prepares the sample
+        return TRAINING_STRATEGIES["real sample"]
+
+
 def _q2_runs() -> list[str]:
     """Returns the fine-tuning runs of the Q2 notebook: each strategy and the 60-epoch pair, every seed."""
-    try:
-        strategies = training_strategies()
-    except DataError:                    # STL-10 not prepared yet: `make data` prepares the sample
-        strategies = TRAINING_STRATEGIES["real sample"]
-    return _with_seeds([*strategies.values(), f"{strategies['(c) full fine-tuning, Table 3']}-e60"])
+    strategies = _q2_strategies()
+    return _with_seeds([*strategies.values(), f"{strategies[FULL_FINE_TUNING]}-e60"])
 
 
 def _with_seeds(presets: list[str]) -> list[str]:
@@ -72,12 +78,22 @@ def _with_seeds(presets: list[str]) -> list[str]:
     return [seed_run_name(preset, seed) for preset in presets for seed in SEEDS]
 
 
+def weight_runs(runs: Path | None = None) -> set[str]:
+    """Returns the runs whose trained weights the notebooks use: reused only with their checkpoint, trained
+    again without it. Every other finished run is read from its files."""
+    strategies = _q2_strategies()
+    pretrained = {name for name, needed in pretrained_runs(strategies, runs).items() if needed}
+    return {"q1.3-mlp", "q1.3-convnet", strategies[FULL_FINE_TUNING], *pretrained}
+
+
 def training_plan(stems: list[str], runs: Path | None = None) -> str:
-    """Returns what running these notebooks will train (runs without a checkpoint) and reuse, with the time each
-    training took when its committed metrics.json was made."""
+    """Returns what running these notebooks will train (runs not complete, and runs whose weights are used but
+    whose checkpoint is missing) and reuse, with the time each training took when its metrics.json was made."""
     runs = runs or runs_dir()
     planned = list(dict.fromkeys(name for stem, names in notebook_runs().items() if stem in stems for name in names))
-    to_train = [name for name in planned if not (runs / name / "checkpoint.pt").is_file()]
+    weights = weight_runs(runs)
+    to_train = [name for name in planned if not is_complete(runs / name)
+                or (name in weights and not (runs / name / "checkpoint.pt").is_file())]
     lines, total = [], 0.0
     for name in to_train:
         metrics = read_json(runs / name / "metrics.json")

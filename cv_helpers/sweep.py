@@ -112,7 +112,8 @@ def run_sweep(sweep: Sweep, progress: bool = False) -> list[dict]:
     for label, config in one_at_a_time(sweep.base, sweep.grid):
         row = {"change": label}
         try:
-            result = run_experiment(config, f"{sweep.prefix}-{label}", resume=True, progress=progress)
+            result = run_experiment(config, f"{sweep.prefix}-{label}", resume=True, progress=progress,
+                                    weights=False)
             row.update(test_acc=result.test_acc, train_loss=result.history.train_loss[-1],
                        seconds=sum(result.history.seconds),
                        status=run_status(result.history, len(result.class_names)))
