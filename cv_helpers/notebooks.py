@@ -12,7 +12,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
-from .config import REPO_ROOT, mode_name, report_dir, runs_dir
+from .config import REPO_ROOT, mode_name, report_dir, run_name_for, runs_dir
 from .errors import DataError
 from .experiment import SEEDS, seed_run_name
 from .files import read_json, write_text
@@ -92,11 +92,12 @@ def training_plan(stems: list[str], runs: Path | None = None) -> str:
     runs = runs or runs_dir()
     planned = list(dict.fromkeys(name for stem, names in notebook_runs().items() if stem in stems for name in names))
     weights = weight_runs(runs)
-    to_train = [name for name in planned if not is_complete(runs / name)
-                or (name in weights and not (runs / name / "checkpoint.pt").is_file())]
+    folder = {name: runs / run_name_for(name) for name in planned}
+    to_train = [name for name in planned if not is_complete(folder[name])
+                or (name in weights and not (folder[name] / "checkpoint.pt").is_file())]
     lines, total = [], 0.0
     for name in to_train:
-        metrics = read_json(runs / name / "metrics.json")
+        metrics = read_json(folder[name] / "metrics.json")
         if "train_seconds" in metrics:
             total += metrics["train_seconds"] / 60
             lines.append(f"  train {name}: about {metrics['train_seconds'] / 60:.1f} min (last time, on "

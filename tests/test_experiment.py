@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -110,3 +111,31 @@ def test_only_the_new_layers_learn_when_the_pretrained_ones_are_frozen(data_root
         "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
     with pytest.raises(ConfigError, match="freeze_pretrained needs init_from"):
         TrainConfig(freeze_pretrained=True).validate()
+
+
+def test_a_finished_run_is_read_from_its_files_without_its_checkpoint_when_no_weights_are_needed(data_root):
+    config = TrainConfig(model="mlp", epochs=2, batch_size=128)
+    trained = run_experiment(config, "from-files", progress=False)
+    (trained.run_dir / "checkpoint.pt").unlink()
+    before = (trained.run_dir / "metrics.json").read_text()
+    read = run_experiment(config, "from-files", resume=True, progress=False, weights=False)
+    assert read.model is None and read.predicted is None and read.epochs_trained == 0
+    assert read.history.as_dict() == trained.history.as_dict() and read.test_acc == trained.test_acc
+    assert read.per_class.tolist() == pytest.approx(trained.per_class.tolist(), nan_ok=True)
+    assert read.parameters == trained.parameters == 3072 * 64 + 64 + 64 * 100 + 100
+    assert (trained.run_dir / "metrics.json").read_text() == before       # nothing trained, nothing written
+    assert not (trained.run_dir / "checkpoint.pt").exists()
+    again = run_experiment(config, "from-files", resume=True, progress=False)   # weights wanted: trained again
+    assert again.epochs_trained == 2 and again.history.test_acc == trained.history.test_acc
+    (trained.run_dir / "checkpoint.pt").unlink()
+    other = run_experiment(replace(config, lr=0.01), "from-files", resume=True, progress=False, weights=False)
+    assert other.model is not None and other.epochs_trained == 2          # other settings: trained again
+
+
+def test_a_saved_evaluation_stands_in_for_a_missing_checkpoint_of_a_finished_run(data_root):
+    result = run_experiment(TrainConfig(model="mlp", epochs=1, batch_size=128), "evaluated-once", progress=False)
+    plain = evaluate_run("evaluated-once", tta_flip=False)
+    (result.run_dir / "checkpoint.pt").unlink()
+    assert evaluate_run("evaluated-once", tta_flip=False) == plain
+    with pytest.raises(CheckpointError, match="does not exist; train it first"):
+        evaluate_run("evaluated-once", tta_flip=True)                   # never measured: needs the weights

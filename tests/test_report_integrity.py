@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cv_helpers.config import run_name_for
 from cv_helpers.presets import PRESETS
 from cv_helpers.report import build_report
 from cv_helpers.results import WHAT_WORKED, write_results_table
@@ -87,14 +88,36 @@ def test_results_tables_and_report_are_what_report_tables_builds_from_the_commit
 def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_path):
     from cv_helpers.notebooks import training_plan
 
-    for name, seconds in (("q1.3-mlp", 30.0), ("q1.3-convnet", 84.0)):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.json").write_text(json.dumps({"train_seconds": seconds, "device": "cpu (x)"}))
-    (tmp_path / "q1.3-convnet" / "checkpoint.pt").write_bytes(b"finished")
+    def finished(name: str, seconds: float) -> None:
+        folder = tmp_path / run_name_for(name)
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"epochs": 1}))
+        (folder / "metrics.json").write_text(json.dumps({"history": {"test_acc": [20.0]}, "train_seconds": seconds,
+                                                         "device": "cpu (x)"}))
+
+    for name, seconds in (("q1.3-mlp", 30.0), ("q1.3-convnet", 84.0), ("q1.3-mlp-seed1", 31.0)):
+        finished(name, seconds)
+    (tmp_path / run_name_for("q1.3-convnet") / "checkpoint.pt").write_bytes(b"finished")
     plan = training_plan(["Q1_2-3_baseline_training"], tmp_path).splitlines()
-    assert plan[:2] == ["5 runs to train, about 0 min from the committed run times; 1 finished runs are reused",
+    # q1.3-mlp is finished, but the notebook uses its weights and its checkpoint is missing; q1.3-mlp-seed1 is
+    # finished and only its numbers are used; q1.3-convnet is finished with its checkpoint
+    assert plan[:2] == ["4 runs to train, about 0 min from the committed run times; 2 finished runs are reused",
                         "  train q1.3-mlp: about 0.5 min (last time, on cpu (x))"]
-    assert "  train q1.3-convnet-seed1: no earlier run, time unknown" in plan and len(plan) == 6
+    assert "  train q1.3-convnet-seed1: no earlier run, time unknown" in plan and len(plan) == 5
+    assert not any("q1.3-mlp-seed1" in line for line in plan)
+
+
+def test_the_q2_start_points_are_trained_only_where_their_weights_are_used(tmp_path):
+    from cv_helpers.finetune import TRAINING_STRATEGIES, pretrained_runs
+
+    strategies = TRAINING_STRATEGIES["real sample"]
+    assert pretrained_runs(strategies, tmp_path) == {"q1.4-convnet": True, "q3-best": True}
+    for seed in ("", "-seed1", "-seed2"):
+        folder = tmp_path / run_name_for(f"q2-sample-plus{seed}")
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"epochs": 1}))
+        (folder / "metrics.json").write_text(json.dumps({"history": {"test_acc": [1]}}))
+    assert pretrained_runs(strategies, tmp_path) == {"q1.4-convnet": True, "q3-best": False}
 
 
 SWEEP_VARIABLES = ("FIGURE6_SWEEP", "MLP_SWEEP")     # the names the notebook runs REPORT_SWEEPS by
