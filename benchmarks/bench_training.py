@@ -95,7 +95,7 @@ def matmul_gflops(device: torch.device, size: int = 2048, seconds: float = 3.0) 
 
 
 def host_kind(device: torch.device) -> str:
-    """Returns the results file's name for this device, e.g. 'cpu-2-threads-x86_64'."""
+    """Returns the results file's name for this device, e.g. 'cpu-2-threads-x86_64-amd-epyc-avx2'."""
     return re.sub(r"[^a-z0-9_]+", "-", describe_device(device).lower()).strip("-")
 
 

@@ -71,10 +71,25 @@ def memory_layout(device: torch.device) -> torch.memory_format:
 
 
 def describe_device(device: torch.device) -> str:
-    """Returns e.g. 'cpu (2 threads, x86_64)' or the CUDA device's name."""
+    """Returns e.g. 'cpu (2 threads, x86_64, AMD EPYC, AVX2)' or the CUDA device's name.
+
+    The processor model and the vector instructions torch's kernels use are part of it because they change the
+    floating-point results: the same seed gives the same numbers only on the same CPU kind."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+    return (f"cpu ({torch.get_num_threads()} threads, {platform.machine()}, {cpu_model()}, "
+            f"{torch.backends.cpu.get_cpu_capability()})")
+
+
+def cpu_model() -> str:
+    """Returns the processor's model name (from /proc/cpuinfo on Linux), or platform.processor() elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown processor"
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

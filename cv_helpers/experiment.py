@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -113,6 +115,23 @@ def resolve_checkpoint(init_from: str) -> Path:
     if init_from.endswith(".pt"):
         return Path(init_from)
     return run_folder(init_from) / "checkpoint.pt"
+
+
+def start_point(init_from: str) -> dict:
+    """Returns what identifies the weights a fine-tuning starts from: for a run name, the run and a SHA-256 of its
+    per-epoch history (a retrain that reproduces the run has the same one; one on another CPU kind, or on changed
+    code, does not); for a checkpoint file, its path."""
+    if init_from.endswith(".pt"):
+        return {"checkpoint": init_from}
+    history = read_json(resolve_checkpoint(init_from).parent / "metrics.json").get("history", {})
+    measured = {key: values for key, values in sorted(history.items()) if key != "seconds"}
+    return {"run": init_from, "history_sha256": hashlib.sha256(json.dumps(measured).encode()).hexdigest()}
+
+
+def starts_from_current(run_dir: Path, init_from: str) -> bool:
+    """Returns True unless `run_dir` is a fine-tuning whose metrics.json names another start point than
+    `init_from`'s present one (its start was trained again with other numbers since)."""
+    return not init_from or read_json(run_dir / "metrics.json").get("start_point") == start_point(init_from)
 
 
 def git_revision() -> str:
@@ -226,6 +245,8 @@ def _train(config: TrainConfig, folder: Path | None, resume: bool, device: torch
     train_loader, test_loader = make_loaders(config, train, test, label_key, device, root)
     provenance = {"device": describe_device(device), "git_revision": git_revision(), "train_size": len(train),
                   "test_size": len(test), "data_source": data_source(config.dataset, root)}
+    if config.init_from:
+        provenance["start_point"] = start_point(config.init_from)
 
     def after_epoch(result: FitResult) -> None:
         write_metrics(folder, config, result, class_names, provenance)
@@ -256,7 +277,8 @@ def finished_run(run_dir: Path, config: TrainConfig, num_classes: int, image_siz
         wanted.model_kwargs = {**size_kwargs(config.model, image_size), **config.model_kwargs,
                                "num_classes": num_classes}
     if replace(wanted, model_kwargs={}) != replace(saved, model_kwargs={}) or \
-            (not config.init_from and wanted.model_kwargs != saved.model_kwargs):
+            (not config.init_from and wanted.model_kwargs != saved.model_kwargs) or \
+            not starts_from_current(run_dir, config.init_from):
         return None
     metrics = read_json(run_dir / "metrics.json")
     network = build_model(saved.model, **saved.model_kwargs)

@@ -21,7 +21,7 @@ from torch import nn
 
 from .data import data_name, load_stl10, stl10_source
 from .config import run_name_for, runs_dir
-from .experiment import SEEDS, RunResult, seed_run_name
+from .experiment import SEEDS, RunResult, seed_run_name, starts_from_current
 from .fast_loader import FastLoader
 from .presets import PRESETS, Q2_PRETRAINED_RUN
 from .runs import is_complete
@@ -49,15 +49,15 @@ def training_strategies(root: Path | str | None = None) -> dict[str, str]:
     return TRAINING_STRATEGIES[stl10_source(root)]
 
 
-def pretrained_runs(strategies: dict[str, str], runs: Path | None = None) -> dict[str, bool]:
+def pretrained_runs(strategies: dict[str, str]) -> dict[str, bool]:
     """Returns, for each CIFAR-100 run that a strategy's preset fine-tunes, whether its weights are needed:
     always for Q2_PRETRAINED_RUN (the linear probe and the t-SNE use them), otherwise only while a seed run of a
-    strategy that starts from it is not complete (it still has to train)."""
-    runs = runs or runs_dir()
+    strategy that starts from it is not complete or started from other weights (it still has to train)."""
     needed = {Q2_PRETRAINED_RUN: True}
     for preset in strategies.values():
         start = PRESETS[preset].init_from
-        pending = any(not is_complete(runs / run_name_for(seed_run_name(preset, seed))) for seed in SEEDS)
+        folders = [runs_dir() / run_name_for(seed_run_name(preset, seed)) for seed in SEEDS]
+        pending = any(not is_complete(folder) or not starts_from_current(folder, start) for folder in folders)
         needed[start] = needed.get(start, False) or pending
     return needed
 

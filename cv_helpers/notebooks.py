@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
 import time
 from pathlib import Path
 from queue import Empty
@@ -14,9 +15,10 @@ from nbclient.exceptions import CellTimeoutError
 
 from .config import REPO_ROOT, mode_name, report_dir, run_name_for, runs_dir
 from .errors import DataError
-from .experiment import SEEDS, seed_run_name
+from .experiment import SEEDS, seed_run_name, starts_from_current
 from .files import read_json, write_text
 from .finetune import FULL_FINE_TUNING, TRAINING_STRATEGIES, pretrained_runs, training_strategies
+from .presets import PRESETS
 from .runs import is_complete
 from .sweep import FIGURE6_SWEEP, MLP_SWEEP
 from .tables import save_table
@@ -78,22 +80,23 @@ def _with_seeds(presets: list[str]) -> list[str]:
     return [seed_run_name(preset, seed) for preset in presets for seed in SEEDS]
 
 
-def weight_runs(runs: Path | None = None) -> set[str]:
+def weight_runs() -> set[str]:
     """Returns the runs whose trained weights the notebooks use: reused only with their checkpoint, trained
     again without it. Every other finished run is read from its files."""
     strategies = _q2_strategies()
-    pretrained = {name for name, needed in pretrained_runs(strategies, runs).items() if needed}
+    pretrained = {name for name, needed in pretrained_runs(strategies).items() if needed}
     return {"q1.3-mlp", "q1.3-convnet", strategies[FULL_FINE_TUNING], *pretrained}
 
 
-def training_plan(stems: list[str], runs: Path | None = None) -> str:
+def training_plan(stems: list[str]) -> str:
     """Returns what running these notebooks will train (runs not complete, and runs whose weights are used but
     whose checkpoint is missing) and reuse, with the time each training took when its metrics.json was made."""
-    runs = runs or runs_dir()
+    runs = runs_dir()
     planned = list(dict.fromkeys(name for stem, names in notebook_runs().items() if stem in stems for name in names))
-    weights = weight_runs(runs)
+    weights = weight_runs()
     folder = {name: runs / run_name_for(name) for name in planned}
     to_train = [name for name in planned if not is_complete(folder[name])
+                or not starts_from_current(folder[name], _start_of(name))
                 or (name in weights and not (folder[name] / "checkpoint.pt").is_file())]
     lines, total = [], 0.0
     for name in to_train:
@@ -106,7 +109,17 @@ def training_plan(stems: list[str], runs: Path | None = None) -> str:
             lines.append(f"  train {name}: no earlier run, time unknown")
     head = (f"{len(to_train)} runs to train, about {total:.0f} min from the committed run times; "
             f"{len(planned) - len(to_train)} finished runs are reused")
+    starts = {_start_of(name) for name in planned} & set(to_train)
+    if starts:
+        lines.append(f"  then, if {', '.join(sorted(starts))} comes out different from its committed run (another CPU "
+                     "kind, changed code), the runs fine-tuned from it train again")
     return "\n".join([head, *lines])
+
+
+def _start_of(run_name: str) -> str:
+    """Returns the run that the preset of `run_name` (NAME or NAME-seedN) fine-tunes, or ''."""
+    preset = PRESETS.get(re.sub(r"-seed\d+$", "", run_name))
+    return preset.init_from if preset is not None else ""
 
 
 def notebook_paths(names: list[str] | None = None) -> list[Path]:

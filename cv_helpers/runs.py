@@ -164,7 +164,8 @@ def write_metrics(folder: Path, config: TrainConfig, fit: FitResult, class_names
                   provenance: dict) -> None:
     """Writes folder/metrics.json, the one schema of a run's measurements, after every epoch:
     history (per-epoch lists), epochs_done, final_test_acc and per_class_acc of the last epoch, train_seconds,
-    seed, and `provenance` (device, git_revision, train_size, test_size, data_source)."""
+    seed, and `provenance` (device, git_revision, train_size, test_size, data_source, and for a fine-tuning the
+    start_point it started from)."""
     per_class = per_class_accuracy(fit.predicted, fit.true, len(class_names))
     write_json(folder / "metrics.json", {
         "history": fit.history.as_dict(), "epochs_done": fit.history.epochs,

@@ -139,3 +139,17 @@ def test_a_saved_evaluation_stands_in_for_a_missing_checkpoint_of_a_finished_run
     assert evaluate_run("evaluated-once", tta_flip=False) == plain
     with pytest.raises(CheckpointError, match="does not exist; train it first"):
         evaluate_run("evaluated-once", tta_flip=True)                   # never measured: needs the weights
+
+
+def test_a_fine_tuned_run_is_reused_only_while_its_start_point_has_the_weights_it_started_from(data_root):
+    start = run_experiment(TrainConfig(model="convnet-bn", epochs=1, batch_size=128), "start", progress=False)
+    config = TrainConfig(model="convnet-bn", dataset="stl10", init_from="start", epochs=1, optimizer="sgd",
+                         lr=0.01, batch_size=16, augmentation="q2")
+    tuned = run_experiment(config, "tuned", progress=False)
+    assert json.loads((tuned.run_dir / "metrics.json").read_text())["start_point"]["run"] == "start"
+    (tuned.run_dir / "checkpoint.pt").unlink()
+    assert run_experiment(config, "tuned", resume=True, progress=False, weights=False).model is None
+    run_experiment(TrainConfig(model="convnet-bn", epochs=1, batch_size=128, lr=0.05), "start",
+                   progress=False)                                            # the start point, trained anew
+    again = run_experiment(config, "tuned", resume=True, progress=False, weights=False)
+    assert again.model is not None and again.epochs_trained == 1              # fine-tuned again from the new weights

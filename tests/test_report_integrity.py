@@ -85,20 +85,24 @@ def test_results_tables_and_report_are_what_report_tables_builds_from_the_commit
             f"report/{name} is stale: run `python -m cv_helpers report-tables`"
 
 
-def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_path):
+def _finished(runs: Path, name: str, seconds: float = 1.0, **metrics) -> Path:
+    """Writes a complete one-epoch run folder `name` (smoke-prefixed in smoke mode) under `runs`."""
+    folder = runs / run_name_for(name)
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"epochs": 1}))
+    (folder / "metrics.json").write_text(json.dumps({"history": {"test_acc": [20.0]}, "train_seconds": seconds,
+                                                     "device": "cpu (x)", **metrics}))
+    return folder
+
+
+def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_path, monkeypatch):
     from cv_helpers.notebooks import training_plan
 
-    def finished(name: str, seconds: float) -> None:
-        folder = tmp_path / run_name_for(name)
-        folder.mkdir()
-        (folder / "config.json").write_text(json.dumps({"epochs": 1}))
-        (folder / "metrics.json").write_text(json.dumps({"history": {"test_acc": [20.0]}, "train_seconds": seconds,
-                                                         "device": "cpu (x)"}))
-
+    monkeypatch.setenv("CV_HELPERS_RUNS", str(tmp_path))
     for name, seconds in (("q1.3-mlp", 30.0), ("q1.3-convnet", 84.0), ("q1.3-mlp-seed1", 31.0)):
-        finished(name, seconds)
+        _finished(tmp_path, name, seconds)
     (tmp_path / run_name_for("q1.3-convnet") / "checkpoint.pt").write_bytes(b"finished")
-    plan = training_plan(["Q1_2-3_baseline_training"], tmp_path).splitlines()
+    plan = training_plan(["Q1_2-3_baseline_training"]).splitlines()
     # q1.3-mlp is finished, but the notebook uses its weights and its checkpoint is missing; q1.3-mlp-seed1 is
     # finished and only its numbers are used; q1.3-convnet is finished with its checkpoint
     assert plan[:2] == ["4 runs to train, about 0 min from the committed run times; 2 finished runs are reused",
@@ -107,17 +111,25 @@ def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_p
     assert not any("q1.3-mlp-seed1" in line for line in plan)
 
 
-def test_the_q2_start_points_are_trained_only_where_their_weights_are_used(tmp_path):
+def test_the_q2_start_points_are_trained_only_where_their_weights_are_used(tmp_path, monkeypatch):
+    from cv_helpers.experiment import start_point
     from cv_helpers.finetune import TRAINING_STRATEGIES, pretrained_runs
+    from cv_helpers.notebooks import training_plan
 
+    monkeypatch.setenv("CV_HELPERS_RUNS", str(tmp_path))
     strategies = TRAINING_STRATEGIES["real sample"]
-    assert pretrained_runs(strategies, tmp_path) == {"q1.4-convnet": True, "q3-best": True}
+    assert pretrained_runs(strategies) == {"q1.4-convnet": True, "q3-best": True}
+    q3 = _finished(tmp_path, "q3-best")
     for seed in ("", "-seed1", "-seed2"):
-        folder = tmp_path / run_name_for(f"q2-sample-plus{seed}")
-        folder.mkdir()
-        (folder / "config.json").write_text(json.dumps({"epochs": 1}))
-        (folder / "metrics.json").write_text(json.dumps({"history": {"test_acc": [1]}}))
-    assert pretrained_runs(strategies, tmp_path) == {"q1.4-convnet": True, "q3-best": False}
+        _finished(tmp_path, f"q2-sample-plus{seed}", start_point=start_point("q3-best"))
+    assert pretrained_runs(strategies) == {"q1.4-convnet": True, "q3-best": False}
+    assert not any("q2-sample-plus" in line for line in training_plan(["Q2_stl10_finetuning_tsne"]).splitlines())
+    metrics = json.loads((q3 / "metrics.json").read_text())
+    (q3 / "metrics.json").write_text(json.dumps({**metrics, "history": {"test_acc": [20.5]}}))   # q3-best retrained
+    assert pretrained_runs(strategies) == {"q1.4-convnet": True, "q3-best": True}
+    plan = training_plan(["Q2_stl10_finetuning_tsne"]).splitlines()
+    assert "  train q2-sample-plus-seed2: about 0.0 min (last time, on cpu (x))" in plan
+    assert plan[-1].startswith("  then, if q1.4-convnet, q3-best comes out different from its committed run")
 
 
 SWEEP_VARIABLES = ("FIGURE6_SWEEP", "MLP_SWEEP")     # the names the notebook runs REPORT_SWEEPS by

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from matplotlib import pyplot as plt
 
 from cv_helpers.errors import WorkbookError
@@ -114,11 +115,13 @@ def test_report_numbers_figures_and_includes_tables(tmp_path, monkeypatch):
 
 
 def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, monkeypatch, full_mode):
-    from cv_helpers.config import default_device, describe_device
+    from cv_helpers.config import cpu_model, default_device, describe_device
     from cv_helpers.notebooks import record_times
 
     monkeypatch.setenv("CV_HELPERS_REPORT", str(tmp_path))
-    assert describe_device(default_device()).startswith("cpu (")         # what `run-notebooks` records here
+    description = describe_device(default_device())                    # what `run-notebooks` records here
+    assert description.startswith("cpu (") and cpu_model() in description
+    assert torch.backends.cpu.get_cpu_capability() in description     # the kernels' instruction set
     record_times([("Q1_1.ipynb", 60.0), ("Q2.ipynb", 120.0)], "2 CPU cores")
     markdown = record_times([("Q2.ipynb", 180.0), ("Q3.ipynb", 30.0)], "2 CPU cores")
     assert markdown.splitlines()[2:] == ["| Q1_1.ipynb | 1.00 | 2 CPU cores |", "| Q2.ipynb | 3.00 | 2 CPU cores |",
