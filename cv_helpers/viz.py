@@ -265,8 +265,9 @@ def plot_embedding(embedding: np.ndarray, labels: np.ndarray, class_names: Seque
     return fig
 
 
-def save_figure(fig: Figure, name: str, folder: Path | str | None = None) -> list[Path]:
-    """Writes `fig` as name.pdf and name.png under report/figures/ (or `folder`); returns the two paths.
+def save_figure(fig: Figure, name: str, folder: Path | str | None = None) -> None:
+    """Writes `fig` as name.pdf and name.png under report/figures/ (or `folder`). It returns nothing, so that a
+    notebook cell ending with it shows the figure and not the paths of this machine.
 
     Metadata holds no date or version, so identical figures give identical bytes; its 'mode' field records
     smoke or full mode, so the report can refuse smoke figures.
@@ -281,4 +282,3 @@ def save_figure(fig: Figure, name: str, folder: Path | str | None = None) -> lis
         kind = path.suffix[1:]
         write_atomically(path, lambda handle: fig.savefig(handle, format=kind, metadata=metadata[kind], dpi=150,
                                                           bbox_inches="tight"))
-    return paths
