@@ -122,11 +122,15 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 def create_or_load_study(study_name: str, storage: str | None = None, seed: int = 0,
                          pruner: str = "median") -> optuna.Study:
     """Returns the study, creating it if new, with a seeded TPE sampler; workers call this with the same name.
-    The name must be a safe file name (it names the study's tables and figures)."""
+    The name must be a safe file name (it names the study's tables and figures). Loading an existing study writes
+    nothing to its storage (create_study would log another creation into a journal file)."""
     check_name(study_name, "study name")
-    return optuna.create_study(study_name=study_name, storage=open_storage(storage), direction="maximize",
-                               sampler=optuna.samplers.TPESampler(seed=seed), pruner=make_pruner(pruner),
-                               load_if_exists=True)
+    opened, sampler = open_storage(storage), optuna.samplers.TPESampler(seed=seed)
+    try:
+        return optuna.load_study(study_name=study_name, storage=opened, sampler=sampler, pruner=make_pruner(pruner))
+    except KeyError:     # a new study; another worker may create it at the same moment, hence load_if_exists
+        return optuna.create_study(study_name=study_name, storage=opened, direction="maximize", sampler=sampler,
+                                   pruner=make_pruner(pruner), load_if_exists=True)
 
 
 def objective(trial: optuna.Trial, space: SearchSpace, base: TrainConfig) -> float:

@@ -80,8 +80,10 @@ def test_the_study_figures_mark_stopped_trials_and_rank_only_the_parameters_that
 def test_a_study_with_enough_trials_is_reused_with_one_plain_line(tmp_path, capsys):
     journal = str(tmp_path / "journal.log")
     _finished_trials(create_or_load_study("done", journal))
+    before = (tmp_path / "journal.log").read_bytes()
     study = run_study("done", 3, BASE, SearchSpace(epochs=(3,)), storage=journal, total=True)
     assert len(study.trials) == 3 and capsys.readouterr().out == "reused study done: 3 finished trials\n"
+    assert (tmp_path / "journal.log").read_bytes() == before          # reusing a study writes nothing
 
 
 def test_a_trial_behind_the_median_is_pruned(fixture_data, monkeypatch):
