@@ -119,6 +119,20 @@ def run_menu(page: Page, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
 
 
+def run_all_cells(page: Page) -> None:
+    """Run > Run All Cells, until the first code cell is queued or has run. On a slow machine the kernel can still
+    be starting when the notebook already says idle, and the first request is then lost (every prompt stays [ ])."""
+    first_prompt = page.locator(".jp-CodeCell .jp-InputPrompt").first
+    for _ in range(3):
+        run_menu(page, "Run All Cells")
+        try:
+            expect(first_prompt).not_to_have_text(re.compile(r"^\s*\[ \]:\s*$"), timeout=30_000)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError("Run All Cells queued no cell in three tries (the first prompt stays [ ])")
+
+
 def run_first_cells(page: Page, count: int) -> None:
     """Selects the first cell and runs `count` cells with Shift+Enter."""
     page.locator(".jp-Cell").first.click(position={"x": 5, "y": 5})
@@ -149,7 +163,7 @@ def test_the_class_browser_slider_changes_the_images(page):
         open_notebook(page, "Q1_1_cifar100_visualisation.ipynb")
     browser_cell = page.locator(".jp-CodeCell", has_text="widgets.interact(show_classes")
     with step(page, "run all cells"):
-        run_menu(page, "Run All Cells")
+        run_all_cells(page)
         slider = browser_cell.locator(".widget-slider").first
         expect(slider).to_be_visible(timeout=120_000)
         image = browser_cell.locator(".jp-OutputArea-output img").last
@@ -203,7 +217,7 @@ def test_the_q3_notebook_runs_top_to_bottom_through_the_ui(page):
     with step(page, "open Q3"):
         open_notebook(page, "Q3_best_recipe.ipynb")
     with step(page, "run all cells and wait for the last output"):
-        run_menu(page, "Run All Cells")
+        run_all_cells(page)
         last = page.locator(".jp-Cell.jp-CodeCell").last
         expect(last.locator(".jp-OutputArea-output")).not_to_have_count(0, timeout=300_000)
         expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_visible(
