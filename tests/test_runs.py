@@ -130,7 +130,8 @@ def test_the_results_table_marks_a_run_in_progress_instead_of_waiting(tmp_path):
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps({"epochs": 1, "seed": 0}))
     (run_dir / "metrics.json").write_text(json.dumps({"history": {"test_acc": [12.0]}, "final_test_acc": 12.0,
-                                                      "train_seconds": 30.0}))
+                                                      "train_seconds": 30.0, "train_size": 50_000,
+                                                      "test_size": 10_000}))
     with RunLock(tmp_path, "q1.3-mlp", 10) as lock:
         lock.update(3)
         row = summarise(load_runs(tmp_path), tmp_path)[0]
