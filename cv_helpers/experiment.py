@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -291,6 +292,11 @@ def finished_run(run_dir: Path, config: TrainConfig, num_classes: int, image_siz
 def seed_run_name(preset: str, seed: int) -> str:
     """Returns the run name of a preset trained with `seed`: NAME for seed 0, else NAME-seedN."""
     return preset if seed == 0 else f"{preset}-seed{seed}"
+
+
+def preset_of(run_name: str) -> str:
+    """Returns the preset name of a run name made by `seed_run_name`: NAME for NAME and NAME-seedN."""
+    return re.sub(r"-seed\d+$", "", run_name)
 
 
 def run_seeds(preset: str, seeds: Iterable[int] = SEEDS, root: Path | str | None = None) -> list[RunResult]:

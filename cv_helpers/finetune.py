@@ -30,9 +30,9 @@ from .tables import mean_and_spread
 FULL_STL10_COUNTS = (2_500, 4_000)    # training and test images of the five classes in the official archive
 FULL_FINE_TUNING = "(c) full fine-tuning, Table 3"
 TRAINING_STRATEGIES = {
-    "real sample": {"(b) new fc1 + head only": "q2-sample-head", "(c) full fine-tuning, Table 3": "q2-sample-finetune",
+    "real sample": {"(b) new fc1 + head only": "q2-sample-head", FULL_FINE_TUNING: "q2-sample-finetune",
                     "(d) improved recipe, Q3 net": "q2-sample-plus"},
-    "official archive": {"(b) new fc1 + head only": "q2-head", "(c) full fine-tuning, Table 3": "q2-finetune",
+    "official archive": {"(b) new fc1 + head only": "q2-head", FULL_FINE_TUNING: "q2-finetune",
                          "(d) improved recipe, Q3 net": "q2-finetune-plus"},
 }
 TRAINING_STRATEGIES["generated"] = TRAINING_STRATEGIES["real sample"]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import re
 import time
 from pathlib import Path
 from queue import Empty
@@ -15,7 +14,7 @@ from nbclient.exceptions import CellTimeoutError
 
 from .config import REPO_ROOT, mode_name, report_dir, run_name_for, runs_dir
 from .errors import DataError
-from .experiment import SEEDS, seed_run_name, starts_from_current
+from .experiment import SEEDS, preset_of, seed_run_name, starts_from_current
 from .files import read_json, write_text
 from .finetune import FULL_FINE_TUNING, TRAINING_STRATEGIES, pretrained_runs, training_strategies
 from .presets import PRESETS
@@ -118,7 +117,7 @@ def training_plan(stems: list[str]) -> str:
 
 def _start_of(run_name: str) -> str:
     """Returns the run that the preset of `run_name` (NAME or NAME-seedN) fine-tunes, or ''."""
-    preset = PRESETS.get(re.sub(r"-seed\d+$", "", run_name))
+    preset = PRESETS.get(preset_of(run_name))
     return preset.init_from if preset is not None else ""
 
 

@@ -10,13 +10,13 @@ runs of presets (or a run and its re-evaluation, `python -m cv_helpers evaluate`
 """
 from __future__ import annotations
 
-import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import runs_dir
 from .data import data_name
+from .experiment import preset_of
 from .files import read_json
 from .presets import PRESETS
 from .runs import in_progress_text, is_complete
@@ -39,7 +39,7 @@ class RunRecord:
 
     @property
     def protocol(self) -> str:
-        return re.sub(r"-seed\d+$", "", self.name)
+        return preset_of(self.name)
 
     @property
     def command(self) -> str:
