@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cv_helpers.config import run_name_for
+from cv_helpers.experiment import preset_of
 from cv_helpers.presets import PRESETS
 from cv_helpers.report import build_report
 from cv_helpers.results import WHAT_WORKED, write_results_table
@@ -43,11 +44,6 @@ def test_running_a_notebook_test_by_hand_leaves_the_repository_results_unchanged
     assert _tree_digest() == before
 
 
-def _preset_of(run_name: str) -> str | None:
-    base = run_name.rsplit("-seed", 1)[0]
-    return base if base in PRESETS else None
-
-
 def _committed_runs() -> list[Path]:
     listed = subprocess.run(["git", "ls-files", "runs/*/config.json"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()
@@ -65,8 +61,8 @@ def test_every_committed_run_was_trained_with_exactly_its_presets_settings():
              for label, config in one_at_a_time(sweep.base, sweep.grid)}
     for run_dir in _committed_runs():
         saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))   # absent keys: defaults
-        preset = _preset_of(run_dir.name)
-        expected = sweep.get(run_dir.name) if preset is None else replace(PRESETS[preset], seed=saved.seed)
+        preset = preset_of(run_dir.name)
+        expected = replace(PRESETS[preset], seed=saved.seed) if preset in PRESETS else sweep.get(run_dir.name)
         assert expected is not None, f"{run_dir.name} is neither a preset (or a seed of one) nor a sweep run"
         assert replace(saved, model_kwargs={}) == replace(expected, model_kwargs={}), run_dir.name
         assert expected.model_kwargs.items() <= saved.model_kwargs.items(), run_dir.name
@@ -143,7 +139,7 @@ def test_the_plan_lists_the_runs_each_notebook_uses():
         for name in names:
             named_in_source = name in source or any(name in sweep.run_names() and f"run_sweep({variable}" in source
                                                     for sweep, variable in zip(REPORT_SWEEPS, SWEEP_VARIABLES))
-            made_by_run_seeds = _preset_of(name) in PRESETS and "run_seeds(" in source
+            made_by_run_seeds = preset_of(name) in PRESETS and "run_seeds(" in source
             assert named_in_source or made_by_run_seeds, (stem, name)
 
 
