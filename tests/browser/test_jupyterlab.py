@@ -123,14 +123,14 @@ def run_all_cells(page: Page) -> None:
     """Run > Run All Cells, until the first code cell is queued or has run. On a slow machine the kernel can still
     be starting when the notebook already says idle, and the first request is then lost (every prompt stays [ ])."""
     first_prompt = page.locator(".jp-CodeCell .jp-InputPrompt").first
-    for _ in range(3):
+    for _ in range(6):
         run_menu(page, "Run All Cells")
         try:
             expect(first_prompt).not_to_have_text(re.compile(r"^\s*\[ \]:\s*$"), timeout=30_000)
             return
         except AssertionError:
             continue
-    raise AssertionError("Run All Cells queued no cell in three tries (the first prompt stays [ ])")
+    raise AssertionError("Run All Cells queued no cell in six tries over 3 minutes (the first prompt stays [ ])")
 
 
 def run_first_cells(page: Page, count: int) -> None:
