@@ -29,7 +29,7 @@ SHOTS = Path(os.environ.get("CV_HELPERS_BROWSER_SHOTS", REPO_ROOT / "smoke" / "b
 INSTALL_HINT = "apt-get install chromium && pip install -e '.[dev]'"
 
 try:
-    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import Page, TimeoutError as PlaywrightTimeout, expect, sync_playwright
 except ImportError:
     sync_playwright = None
 _missing = ("Playwright is not installed" if sync_playwright is None else
@@ -124,11 +124,12 @@ def run_all_cells(page: Page) -> None:
     be starting when the notebook already says idle, and the first request is then lost (every prompt stays [ ])."""
     first_prompt = page.locator(".jp-CodeCell .jp-InputPrompt").first
     for _ in range(6):
-        run_menu(page, "Run All Cells")
         try:
+            run_menu(page, "Run All Cells")
             expect(first_prompt).not_to_have_text(re.compile(r"^\s*\[ \]:\s*$"), timeout=30_000)
             return
-        except AssertionError:
+        except (AssertionError, PlaywrightTimeout):   # the menu did not open yet, or the request was lost
+            page.keyboard.press("Escape")
             continue
     raise AssertionError("Run All Cells queued no cell in six tries over 3 minutes (the first prompt stays [ ])")
 
