@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import model_from_checkpoint
 from .config import REPO_ROOT, by_mode, default_device, describe_device, memory_layout, seed_everything
 from .data import ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, load_stl10, stl10_source
+from .errors import ConfigError
 from .fast_loader import FastLoader
 from .files import read_json, write_json
 from .models import (adapt_for_finetuning, build_model, count_parameters, finetuned_kwargs,
@@ -30,6 +31,7 @@ from .presets import PRESETS, get_preset
 from .runs import RunLock, is_complete, publish, run_folder, training_folder, write_config, write_metrics
 from .train import FitResult, History, TrainConfig, fit, per_class_accuracy, predict
 from .transforms import get_augmentation, make_test_transform, make_train_transform
+from .whitening import whiten_first_conv
 
 EVAL_BATCH_SIZE = 1000
 SEEDS = (0, 1, 2)   # the seeds every published spread is taken over
@@ -92,8 +94,10 @@ def checkpoint_hint(init_from: str) -> str:
     return f"train the CIFAR-100 network first: {command}"
 
 
-def build_network(config: TrainConfig, num_classes: int, image_size: int) -> tuple[nn.Module, dict]:
-    """Returns (network, the keyword arguments that rebuild it); fine-tunes from `config.init_from` if set."""
+def build_network(config: TrainConfig, num_classes: int, image_size: int,
+                  train_images: np.ndarray | None = None) -> tuple[nn.Module, dict]:
+    """Returns (network, the keyword arguments that rebuild it); fine-tunes from `config.init_from` if set; with
+    `config.whitened_init`, conv1 starts as the patch whitening of `train_images` (N, H, W, 3) uint8."""
     if config.init_from:
         model, state = model_from_checkpoint(resolve_checkpoint(config.init_from),
                                              hint=checkpoint_hint(config.init_from))
@@ -102,7 +106,12 @@ def build_network(config: TrainConfig, num_classes: int, image_size: int) -> tup
             freeze_all_but_new_layers(model)
         return model, finetuned_kwargs(state["model_name"], state["model_kwargs"], num_classes, image_size)
     kwargs = {**size_kwargs(config.model, image_size), **config.model_kwargs, "num_classes": num_classes}
-    return build_model(config.model, **kwargs), kwargs
+    model = build_model(config.model, **kwargs)
+    if config.whitened_init:
+        if train_images is None:
+            raise ConfigError("whitened_init needs the training images to whiten; pass train_images")
+        whiten_first_conv(model, train_images)
+    return model, kwargs
 
 
 def data_source(dataset: str, root: Path | str | None) -> str:
@@ -241,7 +250,7 @@ def _train(config: TrainConfig, folder: Path | None, resume: bool, device: torch
     every epoch that trained (a reused run keeps its files as they are)."""
     train, test, label_key, class_names = splits
     seed_everything(config.seed)
-    model, config.model_kwargs = build_network(config, len(class_names), train.images.shape[1])
+    model, config.model_kwargs = build_network(config, len(class_names), train.images.shape[1], train.images)
     model.to(device, memory_format=memory_layout(device))
     train_loader, test_loader = make_loaders(config, train, test, label_key, device, root)
     provenance = {"device": describe_device(device), "git_revision": git_revision(), "train_size": len(train),

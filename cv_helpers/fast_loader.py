@@ -6,6 +6,7 @@ augmented with a handful of tensor ops, each with its own random parameters per 
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Iterator
 
@@ -128,10 +129,15 @@ class BatchAugment:
 
 
 def normalize_batch(x: torch.Tensor) -> torch.Tensor:
-    """Returns (x - mean) / std for x in [0, 1], (N, 3, H, W); same arithmetic as T.Normalize."""
-    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    """Returns (x - mean) / std for x in [0, 1], (N, 3, H, W), in place; same arithmetic as T.Normalize."""
+    mean, std = _normalisation(x.device)
     return x.sub_(mean).div_(std)
+
+
+@functools.cache
+def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns (mean, std), each (1, 3, 1, 1) on `device`: made once per device, not copied over per batch."""
+    return (torch.tensor(MEAN, device=device).view(1, 3, 1, 1), torch.tensor(STD, device=device).view(1, 3, 1, 1))
 
 
 class FastLoader:

@@ -63,7 +63,7 @@ def lr_range_test(config: TrainConfig, low: float = 1e-5, high: float = 1.0, ste
     seed_everything(config.seed)
     device = default_device()
     train, test, label_key, names = load_splits(config.dataset, root)
-    net, _ = build_network(config, len(names), train.images.shape[1])
+    net, _ = build_network(config, len(names), train.images.shape[1], train.images)
     net.to(device)
     optimizer = initialize_optimizer(net, config.optimizer, low, config.momentum, config.weight_decay)
     loader, _ = make_loaders(config, train, test, label_key, device, root)

@@ -34,6 +34,12 @@ Q3_BEST = TrainConfig(model="resconvnet5", model_kwargs={"widths": [64, 192, 384
                       momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=20, augmentation="flip-crop",
                       schedule="onecycle", label_smoothing=0.1, compile=True, tta_flip=True)
 
+# The 4-epoch ladder towards q3-fast (see WHAT_WORKED in results.py): the q3-best recipe in 4 epochs, then one
+# change per rung.
+Q3_E4 = replace(Q3_BEST, epochs=4)
+Q3_E4_LOW_RES = replace(Q3_E4, low_res=24, low_res_epochs=3)      # progressive resizing: 24 px, then 32 px
+Q3_E4_LS02 = replace(Q3_E4_LOW_RES, label_smoothing=0.2)
+
 PRESETS: dict[str, TrainConfig] = {
     # Q1.3: both assignment nets, Adam 1e-3, batch 64, 10 epochs, the Q1.3 augmentations.
     "q1.3-mlp": TrainConfig(model="mlp", model_kwargs={"hidden_size": 64}, optimizer="adam", lr=1e-3,
@@ -74,7 +80,10 @@ PRESETS: dict[str, TrainConfig] = {
     # Q3: the five-conv residual net with the improved recipe, 20 epochs (about 80 minutes on the 2-core CPU).
     "q3-best": Q3_BEST,
     # Q3 in less time: the ladder at a 4-epoch budget, each rung one change to the rung before it.
-    "q3-e4": replace(Q3_BEST, epochs=4),
+    "q3-e4": Q3_E4,
+    "q3-e4-low-res": Q3_E4_LOW_RES,
+    "q3-e4-ls02": Q3_E4_LS02,
+    "q3-e4-whitened": replace(Q3_E4_LS02, whitened_init=True),
     # Improved Q2: fine-tune the Q3 net (global pooling: no 73,728-input fc1 to learn from 2,500 images) with
     # one-cycle lr, label smoothing, flip + scaled crop and flip test-time augmentation; on the sample, batch 16.
     "q2-finetune-plus": Q2_FINETUNE_PLUS,

@@ -62,6 +62,7 @@ class TrainConfig:
     tta_flip: bool = False        # evaluate on each image and its mirror image, averaging the class probabilities
     low_res: int = 0              # progressive resizing: train on images resized to low_res x low_res pixels ...
     low_res_epochs: int = 0       # ... for the first low_res_epochs epochs (0: off; networks with global pooling)
+    whitened_init: bool = False   # conv1 starts as the patch whitening of the training images (whitening.py)
 
     def validate(self, dataset_size: int | None = None) -> "TrainConfig":
         """Returns self; raises ConfigError naming the bad setting and what is allowed (called at the entry points:
@@ -89,6 +90,8 @@ class TrainConfig:
             raise ConfigError(f"warm-up must be in [0, epochs), got {self.warmup_epochs}")
         if self.freeze_pretrained and not self.init_from:
             raise ConfigError("freeze_pretrained needs init_from: the run it fine-tunes")
+        if self.whitened_init and self.init_from:
+            raise ConfigError("whitened_init starts a network from scratch; a fine-tuning keeps its pretrained conv1")
         if self.low_res or self.low_res_epochs:
             self._validate_low_res()
         return self

@@ -8,6 +8,7 @@ import torchvision.transforms.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from cv_helpers.fast_loader import BatchAugment, FastLoader
 from cv_helpers.transforms import AUGMENTATIONS, Augmentation, make_test_transform, make_train_transform, unnormalize
@@ -148,3 +149,31 @@ def test_geometric_steps_lose_as_many_pixels_as_the_torchvision_pipeline(recipe)
     pil = torch.stack([unnormalize(transform(pil_white))[0].eq(0).float().mean() for _ in range(1500)])
     assert abs(fast.mean() - pil.mean()) < 0.01
     assert abs(fast.std() - pil.std()) < 0.01
+
+
+class _HostDataCounter(TorchDispatchMode):
+    """Counts the tensors made from Python or NumPy data (torch.tensor / as_tensor): on a GPU, each one is a copy
+    from the host."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func in (torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default)
+        return func(*args, **(kwargs or {}))
+
+
+def _host_tensors_made(batches: int) -> int:
+    loader = FastLoader(_images(8 * batches).permute(0, 2, 3, 1).numpy(), np.zeros(8 * batches, dtype=np.int64), 8,
+                        shuffle=True, augmentation=AUGMENTATIONS["q1.4"])
+    counter = _HostDataCounter()
+    with counter:
+        for _ in loader:
+            pass
+    return counter.count
+
+
+def test_an_epoch_makes_no_tensor_from_host_data_per_batch():
+    _host_tensors_made(1)                                   # constants made once per device are made here
+    assert _host_tensors_made(2) == _host_tensors_made(6)   # no per-batch copy from the host (on a GPU)
