@@ -208,14 +208,16 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
     """Trains one configuration end to end; with `run_name`, writes runs/<run_name>/ and can resume it.
 
     The entry point of every training (CLI, notebooks, widget, sweep, study): it validates the config and the
-    run name before any work. In smoke mode the run has at most 2 epochs, is not compiled, and its folder is
-    smoke-<run_name>. A second process asking for a run that is being trained gets RunBusy at once.
+    run name before any work. In smoke mode the run has at most 2 epochs (at most 1 of them at low resolution),
+    is not compiled, and its folder is smoke-<run_name>. A second process asking for a run that is being trained
+    gets RunBusy at once.
     With `weights=False` and `resume`, a finished run with the same settings is read from its files (no network,
     no predictions; see `finished_run`), so its checkpoint is not needed; a finished run asked for with weights
     but without its checkpoint is trained again (the same seed gives the same numbers on the same CPU kind).
     """
     config = replace(config, model_kwargs=dict(config.model_kwargs),
-                     epochs=by_mode(config.epochs, min(config.epochs, 2)), compile=by_mode(config.compile, False))
+                     epochs=by_mode(config.epochs, min(config.epochs, 2)), compile=by_mode(config.compile, False),
+                     low_res_epochs=by_mode(config.low_res_epochs, min(config.low_res_epochs, 1)))
     run_dir = run_folder(run_name) if run_name is not None else None
     device = torch.device(device) if device is not None else default_device()
     train, test, label_key, class_names = load_splits(config.dataset, root)

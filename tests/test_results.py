@@ -9,7 +9,8 @@ from matplotlib import pyplot as plt
 
 from cv_helpers.errors import WorkbookError
 from cv_helpers.report import SECTIONS, build_report
-from cv_helpers.results import WHAT_WORKED, load_runs, measured_accuracy, summarise, what_worked, write_results_table
+from cv_helpers.results import (TIME_TO_ACCURACY_HEADERS, WHAT_WORKED, load_runs, measured_accuracy, summarise,
+                                time_to_accuracy, what_worked, write_results_table)
 from cv_helpers.viz import save_figure
 
 
@@ -56,12 +57,13 @@ def test_unfinished_runs_are_not_results(tmp_path):
 
 def test_what_worked_rows_pair_two_measurements_and_skip_unmeasured_changes(tmp_path):
     first = WHAT_WORKED[0]
-    _run(tmp_path, first.before, 22.35)
-    _run(tmp_path, first.after, 25.10)
+    _run(tmp_path, first.before, 22.35, seconds=90.0)
+    _run(tmp_path, first.after, 25.10, seconds=123.0)
     rows = what_worked(tmp_path)
     assert len(rows) == 1                                     # the other changes have no runs here
-    change, before, after, delta, why, commands = rows[0]
-    assert (change, before, after, delta) == (first.change, "22.35", "25.10", "+2.75") and why == first.why
+    change, before, after, delta, minutes, why, commands = rows[0]
+    assert (change, before, after, delta, minutes) == (first.change, "22.35", "25.10", "+2.75", "1.5 -> 2.0")
+    assert why == first.why
     assert commands == (f"`python -m cv_helpers train --preset {first.before}` and "
                         f"`python -m cv_helpers train --preset {first.after}`")
 
@@ -128,3 +130,14 @@ def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, m
                                          "| Q3.ipynb | 0.50 | 2 CPU cores |"]
     assert (tmp_path / "tables" / "notebook_times_full.csv").read_text().count("\n") == 4
 
+
+
+def test_time_to_accuracy_counts_wall_minutes_until_each_target(tmp_path):
+    for name, history in [("fast", {"test_acc": [40.0, 57.0, 69.0, 71.5], "seconds": [120.0, 60.0, 60.0, 90.0]}),
+                          ("slow", {"test_acc": [30.0, 50.0], "seconds": [60.0, 60.0]})]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"history": history, "device": "cpu x"}))
+    rows = time_to_accuracy(["fast", "slow"], tmp_path)
+    assert rows == [["fast", 4, "5.5", "71.50", "3.0", "5.5", "cpu x"],
+                    ["slow", 2, "2.0", "50.00", "not reached", "not reached", "cpu x"]]
+    assert TIME_TO_ACCURACY_HEADERS[-3:-1] == ["minutes to 56 %", "minutes to 70 %"]
