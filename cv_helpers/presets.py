@@ -39,6 +39,7 @@ Q3_BEST = TrainConfig(model="resconvnet5", model_kwargs={"widths": [64, 192, 384
 Q3_E4 = replace(Q3_BEST, epochs=4)
 Q3_E4_LOW_RES = replace(Q3_E4, low_res=24, low_res_epochs=3)      # progressive resizing: 24 px, then 32 px
 Q3_E4_LS02 = replace(Q3_E4_LOW_RES, label_smoothing=0.2)
+Q3_E4_WHITENED = replace(Q3_E4_LS02, whitened_init=True)
 
 PRESETS: dict[str, TrainConfig] = {
     # Q1.3: both assignment nets, Adam 1e-3, batch 64, 10 epochs, the Q1.3 augmentations.
@@ -83,7 +84,8 @@ PRESETS: dict[str, TrainConfig] = {
     "q3-e4": Q3_E4,
     "q3-e4-low-res": Q3_E4_LOW_RES,
     "q3-e4-ls02": Q3_E4_LS02,
-    "q3-e4-whitened": replace(Q3_E4_LS02, whitened_init=True),
+    "q3-e4-whitened": Q3_E4_WHITENED,
+    "q3-e4-20px": replace(Q3_E4_WHITENED, low_res=20),
     # Improved Q2: fine-tune the Q3 net (global pooling: no 73,728-input fc1 to learn from 2,500 images) with
     # one-cycle lr, label smoothing, flip + scaled crop and flip test-time augmentation; on the sample, batch 16.
     "q2-finetune-plus": Q2_FINETUNE_PLUS,
