@@ -131,7 +131,6 @@ def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, m
     assert (tmp_path / "tables" / "notebook_times_full.csv").read_text().count("\n") == 4
 
 
-
 def test_time_to_accuracy_counts_wall_minutes_until_each_target(tmp_path):
     for name, history in [("fast", {"test_acc": [40.0, 57.0, 69.0, 71.5], "seconds": [120.0, 60.0, 60.0, 90.0]}),
                           ("slow", {"test_acc": [30.0, 50.0], "seconds": [60.0, 60.0]})]:

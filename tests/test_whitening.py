@@ -20,16 +20,19 @@ def _smooth_images(n: int, side: int = 16, seed: int = 0) -> np.ndarray:
     return np.clip(coarse + noise, 0, 255).astype(np.uint8)
 
 
+def _normalised(images: np.ndarray) -> torch.Tensor:
+    """Returns uint8 images (N, H, W, 3) as float64 (N, 3, H, W) in [-1, 1], as the training batches are."""
+    return torch.as_tensor(images).permute(0, 3, 1, 2).double().div(255).sub(0.5).div(0.5)
+
+
 def _responses(filters: torch.Tensor, images: np.ndarray) -> torch.Tensor:
-    """Returns the filter responses (pixels, filters) of images normalised like the training batches."""
-    x = torch.as_tensor(images).permute(0, 3, 1, 2).double().div(255).sub(0.5).div(0.5)
-    return torch.nn.functional.conv2d(x, filters.double()).permute(0, 2, 3, 1).flatten(0, 2)
+    """Returns the filter responses (pixels, filters) of the normalised images."""
+    return torch.nn.functional.conv2d(_normalised(images), filters.double()).permute(0, 2, 3, 1).flatten(0, 2)
 
 
 def test_whitening_filters_give_uncorrelated_unit_variance_responses():
     images = _smooth_images(200)
-    x = torch.as_tensor(images).permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5)
-    filters = patch_whitening_filters(x, kernel_size=3, eps=1e-9)
+    filters = patch_whitening_filters(_normalised(images).float(), kernel_size=3, eps=1e-9)
     assert filters.shape == (54, 3, 3, 3)
     assert torch.equal(filters[27:], -filters[:27])
     responses = _responses(filters[:27], images)
