@@ -86,6 +86,8 @@ PRESETS: dict[str, TrainConfig] = {
     "q3-e4-ls02": Q3_E4_LS02,
     "q3-e4-whitened": Q3_E4_WHITENED,
     "q3-e4-20px": replace(Q3_E4_WHITENED, low_res=20),
+    "q3-e4-batch64": replace(Q3_E4_WHITENED, batch_size=64, lr=0.05),     # twice the steps, lr scaled with batch
+    "q3-e4-narrow": replace(Q3_E4_WHITENED, model_kwargs={"widths": [64, 160, 320]}),   # 0.74x the convolutions
     # Improved Q2: fine-tune the Q3 net (global pooling: no 73,728-input fc1 to learn from 2,500 images) with
     # one-cycle lr, label smoothing, flip + scaled crop and flip test-time augmentation; on the sample, batch 16.
     "q2-finetune-plus": Q2_FINETUNE_PLUS,
