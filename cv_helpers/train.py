@@ -60,6 +60,7 @@ class TrainConfig:
     freeze_pretrained: bool = False  # with init_from: train only the new fc1 and head (BatchNorm statistics adapt)
     compile: bool = False         # torch.compile the network (pays off for the Figure 6 net, even on CPU)
     tta_flip: bool = False        # evaluate on each image and its mirror image, averaging the class probabilities
+    tta_final_only: bool = False  # with tta_flip: epochs before the last are evaluated without the mirror images
     low_res: int = 0              # progressive resizing: train on images resized to low_res x low_res pixels ...
     low_res_epochs: int = 0       # ... for the first low_res_epochs epochs (0: off; networks with global pooling)
     whitened_init: bool = False   # conv1 starts as the patch whitening of the training images (whitening.py)
@@ -92,6 +93,8 @@ class TrainConfig:
             raise ConfigError("freeze_pretrained needs init_from: the run it fine-tunes")
         if self.whitened_init and self.init_from:
             raise ConfigError("whitened_init starts a network from scratch; a fine-tuning keeps its pretrained conv1")
+        if self.tta_final_only and not self.tta_flip:
+            raise ConfigError("tta_final_only limits flip test-time augmentation to the last epoch; set tta_flip too")
         if self.low_res or self.low_res_epochs:
             self._validate_low_res()
         return self
@@ -362,7 +365,8 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
             train_loader.resize_to = config.low_res if epoch <= config.low_res_epochs else None
         started = time.perf_counter()
         train_loss, train_acc = _train_one_epoch(runner, train_loader, optimizer, loss_fn, epoch, set_lr, progress)
-        predicted, true, test_loss = predict(runner, test_loader, config.tta_flip)
+        tta_flip = config.tta_flip and (epoch == config.epochs or not config.tta_final_only)
+        predicted, true, test_loss = predict(runner, test_loader, tta_flip)
         history.append(train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                        test_acc=100.0 * float((predicted == true).mean()),
                        lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - started)

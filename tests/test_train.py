@@ -202,6 +202,20 @@ def test_progressive_resizing_trains_the_first_epochs_on_smaller_images_then_on_
     assert {side for training, side in seen if not training} == {32}           # evaluation at full size
 
 
+def test_flip_tta_on_the_last_epoch_only_evaluates_the_epochs_before_it_on_the_test_images_alone():
+    train_loader, test_loader = _loaders()                                       # 40 test images
+    torch.manual_seed(0)
+    net = ConvNet(num_classes=4)
+    evaluated = []
+    net.conv1.register_forward_hook(lambda module, inputs, output: None if net.training
+                                    else evaluated.append(len(inputs[0])))
+    config = TrainConfig(epochs=3, batch_size=16, augmentation="none", tta_flip=True, tta_final_only=True)
+    fit(net, train_loader, test_loader, config.validate(), progress=False)
+    assert evaluated == [40] * 4         # one pass after epochs 1 and 2, two (images, mirror images) after epoch 3
+    with pytest.raises(ConfigError, match="set tta_flip too"):
+        TrainConfig(tta_final_only=True).validate()
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"model": "convnet"}, "global pooling"), ({"low_res": 32}, "8 <= low_res < 32"),
     ({"low_res_epochs": 3}, "0 < low_res_epochs < epochs"), ({"loader": "pil"}, "fast loader only")])
