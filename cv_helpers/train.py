@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, load_state_checked, save_checkpoint
@@ -61,6 +62,7 @@ class TrainConfig:
     compile: bool = False         # torch.compile the network (pays off for the Figure 6 net, even on CPU)
     tta_flip: bool = False        # evaluate on each image and its mirror image, averaging the class probabilities
     tta_final_only: bool = False  # with tta_flip: epochs before the last are evaluated without the mirror images
+    tta_translate: int = 0        # with tta_flip: also average over copies shifted this many pixels diagonally
     low_res: int = 0              # progressive resizing: train on images resized to low_res x low_res pixels ...
     low_res_epochs: int = 0       # ... for the first low_res_epochs epochs (0: off; networks with global pooling)
     whitened_init: bool = False   # conv1 starts as the patch whitening of the training images (whitening.py)
@@ -93,8 +95,10 @@ class TrainConfig:
             raise ConfigError("freeze_pretrained needs init_from: the run it fine-tunes")
         if self.whitened_init and self.init_from:
             raise ConfigError("whitened_init starts a network from scratch; a fine-tuning keeps its pretrained conv1")
-        if self.tta_final_only and not self.tta_flip:
-            raise ConfigError("tta_final_only limits flip test-time augmentation to the last epoch; set tta_flip too")
+        if (self.tta_final_only or self.tta_translate) and not self.tta_flip:
+            raise ConfigError("tta_final_only and tta_translate change flip test-time augmentation; set tta_flip too")
+        if not 0 <= self.tta_translate <= 4:
+            raise ConfigError(f"tta_translate must be 0 (off) to 4 pixels, got {self.tta_translate}")
         if self.low_res or self.low_res_epochs:
             self._validate_low_res()
         return self
@@ -221,27 +225,45 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _log_probabilities(net: nn.Module, images: torch.Tensor, tta_flip: bool) -> torch.Tensor:
+def _log_probabilities(net: nn.Module, images: torch.Tensor, tta_flip: bool, tta_translate: int = 0
+                       ) -> torch.Tensor:
+    """Returns log class probabilities (N, classes) of images (N, 3, H, W): with `tta_flip`, of the mean over the
+    images and their mirror images; with `tta_translate` = t as well, of the mean of that (weight 1/2) and of the
+    same for the images shifted t pixels diagonally either way (reflect padding, 1/4 each)."""
+    with _autocast(_model_device(net)):
+        log_probs = _mirror_averaged(net, images, tta_flip)
+        if tta_translate:
+            height, width, t = images.shape[-2], images.shape[-1], tta_translate
+            padded = F.pad(images, (t, t, t, t), mode="reflect")
+            shifted = [padded[..., :height, :width], padded[..., 2 * t:, 2 * t:]]
+            views = [log_probs + math.log(1 / 2)]
+            views += [_mirror_averaged(net, view.contiguous(), tta_flip) + math.log(1 / 4) for view in shifted]
+            log_probs = torch.logsumexp(torch.stack(views), 0)
+    return log_probs
+
+
+def _mirror_averaged(net: nn.Module, images: torch.Tensor, tta_flip: bool) -> torch.Tensor:
     """Returns log class probabilities (N, classes); with `tta_flip`, of the mean over images (N, 3, H, W) and
     their horizontal mirror images."""
-    with _autocast(_model_device(net)):
-        log_probs = net(images).float().log_softmax(1)
-        if tta_flip:
-            mirrored = net(images.flip(-1)).float().log_softmax(1)
-            log_probs = torch.logaddexp(log_probs, mirrored) - math.log(2)
+    log_probs = net(images).float().log_softmax(1)
+    if tta_flip:
+        mirrored = net(images.flip(-1)).float().log_softmax(1)
+        log_probs = torch.logaddexp(log_probs, mirrored) - math.log(2)
     return log_probs
 
 
 @torch.no_grad()
-def predict(net: nn.Module, loader: Iterable, tta_flip: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+def predict(net: nn.Module, loader: Iterable, tta_flip: bool = False, tta_translate: int = 0
+            ) -> tuple[np.ndarray, np.ndarray, float]:
     """Returns (predicted labels (N,), true labels (N,), mean cross-entropy) in eval mode; `tta_flip` averages the
-    class probabilities of each image and its mirror image (flip test-time augmentation)."""
+    class probabilities of each image and its mirror image (flip test-time augmentation), `tta_translate` also
+    those of shifted copies (see `_log_probabilities`)."""
     device, was_training = _model_device(net), net.training
     net.eval()
     predictions, targets, loss_sum = [], [], 0.0
     for images, labels in loader:
         images, labels = _to_device(images, device), labels.to(device, non_blocking=True)
-        log_probs = _log_probabilities(net, images, tta_flip)
+        log_probs = _log_probabilities(net, images, tta_flip, tta_translate)
         loss_sum += nn.functional.nll_loss(log_probs, labels, reduction="sum").item()
         predictions.append(log_probs.argmax(1).cpu())
         targets.append(labels.cpu())
@@ -344,7 +366,7 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
     if resume and checkpoint_path is not None and checkpoint_path.is_file():
         start_epoch, history = _restore(checkpoint_path, net, optimizer, config)
     if start_epoch >= config.epochs:
-        predicted, true, _ = predict(runner, test_loader, config.tta_flip)
+        predicted, true, _ = predict(runner, test_loader, config.tta_flip, config.tta_translate)
         return FitResult(history, predicted, true, epochs_trained=0)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     steps_per_epoch = len(train_loader)
@@ -365,8 +387,8 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
             train_loader.resize_to = config.low_res if epoch <= config.low_res_epochs else None
         started = time.perf_counter()
         train_loss, train_acc = _train_one_epoch(runner, train_loader, optimizer, loss_fn, epoch, set_lr, progress)
-        tta_flip = config.tta_flip and (epoch == config.epochs or not config.tta_final_only)
-        predicted, true, test_loss = predict(runner, test_loader, tta_flip)
+        tta = config.tta_flip and (epoch == config.epochs or not config.tta_final_only)
+        predicted, true, test_loss = predict(runner, test_loader, tta, config.tta_translate if tta else 0)
         history.append(train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                        test_acc=100.0 * float((predicted == true).mean()),
                        lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - started)

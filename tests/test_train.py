@@ -179,6 +179,29 @@ def test_flip_tta_averages_the_probabilities_of_each_image_and_its_mirror():
     assert not np.array_equal(plain, predict(net, [(images.flip(-1), labels)])[0])   # plain evaluation is not
 
 
+def test_translate_tta_weighs_the_mirror_pair_by_half_and_each_diagonally_shifted_pair_by_a_quarter():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    seen = []
+
+    class OneClassPerView(torch.nn.Module):         # view k (in the order seen) is certain of class k
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            seen.append(x.clone())
+            return torch.nn.functional.one_hot(torch.full((len(x),), len(seen) - 1), 6).float() * 100
+
+    predicted, _, loss = predict(OneClassPerView(), [(images, torch.tensor([0, 2]))], tta_flip=True,
+                                 tta_translate=1)
+    assert len(seen) == 6 and torch.equal(seen[0], images) and torch.equal(seen[1], images.flip(-1))
+    assert torch.equal(seen[2][..., 1:, 1:], images[..., :-1, :-1])          # moved 1 px down and right
+    assert torch.equal(seen[4][..., :-1, :-1], images[..., 1:, 1:])          # moved 1 px up and left
+    assert torch.equal(seen[3], seen[2].flip(-1)) and torch.equal(seen[5], seen[4].flip(-1))
+    assert predicted.tolist() == [0, 0]                # probabilities 1/4, 1/4, then 1/8 for each shifted view
+    assert loss == pytest.approx((math.log(4) + math.log(8)) / 2, rel=1e-5)
+
+
 def test_compiling_on_a_machine_without_a_gpu_logs_no_cuda_warning(child_env):
     env = {**child_env, "CUDA_HOME": "/usr", "CUDA_VISIBLE_DEVICES": ""}       # a toolkit path, no GPU
     code = "import cv_helpers.train, torch.utils.cpp_extension"
@@ -202,18 +225,22 @@ def test_progressive_resizing_trains_the_first_epochs_on_smaller_images_then_on_
     assert {side for training, side in seen if not training} == {32}           # evaluation at full size
 
 
-def test_flip_tta_on_the_last_epoch_only_evaluates_the_epochs_before_it_on_the_test_images_alone():
+def test_tta_on_the_last_epoch_only_evaluates_the_epochs_before_it_on_the_test_images_alone():
     train_loader, test_loader = _loaders()                                       # 40 test images
     torch.manual_seed(0)
     net = ConvNet(num_classes=4)
     evaluated = []
     net.conv1.register_forward_hook(lambda module, inputs, output: None if net.training
                                     else evaluated.append(len(inputs[0])))
-    config = TrainConfig(epochs=3, batch_size=16, augmentation="none", tta_flip=True, tta_final_only=True)
+    config = TrainConfig(epochs=3, batch_size=16, augmentation="none", tta_flip=True, tta_final_only=True,
+                         tta_translate=2)
     fit(net, train_loader, test_loader, config.validate(), progress=False)
-    assert evaluated == [40] * 4         # one pass after epochs 1 and 2, two (images, mirror images) after epoch 3
-    with pytest.raises(ConfigError, match="set tta_flip too"):
-        TrainConfig(tta_final_only=True).validate()
+    assert evaluated == [40] * 8          # one pass after epochs 1 and 2; six after epoch 3 (3 shifts x mirror)
+    for changes in ({"tta_final_only": True}, {"tta_translate": 1}):
+        with pytest.raises(ConfigError, match="set tta_flip too"):
+            TrainConfig(**changes).validate()
+    with pytest.raises(ConfigError, match="0 .off. to 4 pixels"):
+        TrainConfig(tta_flip=True, tta_translate=5).validate()
 
 
 @pytest.mark.parametrize("changes, message", [
