@@ -5,10 +5,11 @@ For the MLP, the LeNet ConvNet and the Figure 6 net it measures images/s of
   (b) the fast path: FastLoader with the same Q1.3 recipe applied per batch on the training device,
   (c) the model alone: the same training step on one fixed in-memory batch (the ceiling for any loader),
 and the achieved GFLOP/s next to the machine's fp32 matmul rate. With --protocol it also times the full Q1.3
-protocol (both nets, 10 epochs, test evaluation every epoch) and with --time-preset any preset end to end (on a
-GPU: the Figure 6 net's 50-epoch recipe). Results: benchmarks/results/<host-kind>.json.
+protocol (both nets, 10 epochs, test evaluation every epoch) and with --time-preset any preset end to end, with
+its minutes to 56 % and 70 % (on a GPU: q3-fast and the Figure 6 net's 50-epoch recipe). Results:
+benchmarks/results/<host-kind>.json.
 
-    python benchmarks/bench_training.py [--device cuda] [--seconds 8] [--protocol] [--time-preset q1.4-convnet]
+    python benchmarks/bench_training.py [--device cuda] [--seconds 8] [--protocol] [--time-preset q3-fast ...]
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from cv_helpers.experiment import run_experiment
 from cv_helpers.fast_loader import FastLoader
 from cv_helpers.models import build_model
 from cv_helpers.presets import get_preset
+from cv_helpers.results import ACCURACY_TARGETS
+from cv_helpers.train import minutes_to_accuracy
 from cv_helpers.transforms import get_augmentation, make_train_transform
 
 BATCH_SIZE = 64
@@ -120,13 +123,16 @@ def measure_network(name: str, device: torch.device, seconds: float, fast_loader
 
 def time_presets(names: list[str], device: torch.device) -> dict[str, dict]:
     """Trains each named preset from scratch (no run folder); returns its wall time (training, test evaluation
-    every epoch, compilation) and final test accuracy."""
+    every epoch, compilation, data loading), final test accuracy, seconds per epoch (training and evaluation) and
+    the minutes of those until each of ACCURACY_TARGETS was first reached (None: never)."""
     timings = {}
     for name in names:
         started = time.perf_counter()
         result = run_experiment(get_preset(name), device=device, progress=False)
         timings[name] = {"wall_seconds": time.perf_counter() - started, "test_acc": result.test_acc,
-                         "epochs": result.history.epochs}
+                         "epochs": result.history.epochs, "epoch_seconds": result.history.seconds,
+                         "minutes_to": {f"{target:g} %": minutes_to_accuracy(result.history, target)
+                                        for target in ACCURACY_TARGETS}}
     return timings
 
 
@@ -178,7 +184,10 @@ def print_table(result: dict) -> None:
         p = result["q1_3_protocol"]
         print(f"full Q1.3 protocol: {p['wall_seconds']:.0f} s wall, test accuracy {p['test_acc']}")
     for name, r in result.get("presets", {}).items():
-        print(f"{name}: {r['epochs']} epochs in {r['wall_seconds']:.0f} s wall, test accuracy {r['test_acc']:.2f} %")
+        reached = ", ".join(f"{target} {'never' if m is None else f'in {m:.1f} min'}"
+                            for target, m in r["minutes_to"].items())
+        print(f"{name}: {r['epochs']} epochs in {r['wall_seconds']:.0f} s wall, test accuracy {r['test_acc']:.2f} % "
+              f"({reached})")
 
 
 if __name__ == "__main__":

@@ -22,4 +22,7 @@ def test_benchmark_writes_all_rates_of_all_networks_and_the_timed_preset(tmp_pat
         assert rates["fast_over_pil"] == rates["fast_img_s"] / rates["pil_img_s"]
     assert result["matmul_fp32_gflops"] > 0 and result["batch_size"] == 64
     assert result["presets"]["q1.3-mlp"]["epochs"] == 2            # smoke mode: at most 2 epochs
-    assert 0 <= result["presets"]["q1.3-mlp"]["test_acc"] <= 100
+    timed = result["presets"]["q1.3-mlp"]
+    assert 0 <= timed["test_acc"] <= 100 and len(timed["epoch_seconds"]) == 2
+    assert set(timed["minutes_to"]) == {"56 %", "70 %"}                 # a 2-epoch MLP reaches neither
+    assert list(timed["minutes_to"].values()) == [None, None]
