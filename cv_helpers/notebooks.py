@@ -57,7 +57,8 @@ def notebook_runs() -> dict[str, list[str]]:
     return {"Q1_2-3_baseline_training": _with_seeds(["q1.3-mlp", "q1.3-convnet"]),
             "Q1_4_tuning": [*FIGURE6_SWEEP.run_names(), *MLP_SWEEP.run_names(), "q1.4-mlp", "q1.4-convnet-e15"],
             "Q2_stl10_finetuning_tsne": ["q1.4-convnet", "q3-best", *_q2_runs()],
-            "Q3_best_recipe": ["q1.4-mlp-plus", "q1.4-convnet-plus", "q3-best"]}
+            "Q3_best_recipe": ["q1.4-mlp-plus", "q1.4-convnet-plus", "q3-best", "q3-e4", "q3-fast",
+                               "q3-fast-short"]}
 
 
 def _q2_strategies() -> dict[str, str]:
