@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import runs_dir
+from .config import run_name_for, runs_dir
 from .data import data_name
 from .experiment import preset_of
 from .files import read_json
@@ -216,10 +216,10 @@ TIME_TO_ACCURACY_HEADERS = ["preset", "epochs", "minutes (all epochs)", "final t
 def time_to_accuracy(run_names: list[str], folder: Path | None = None) -> list[list]:
     """Returns one row per finished run: preset, epochs, wall minutes (training and evaluation), final test
     accuracy, the minutes until each of ACCURACY_TARGETS was first reached ('not reached' if never), and the
-    processor it was timed on."""
+    processor it was timed on. In smoke mode it reads the smoke runs of those names."""
     rows = []
     for name in run_names:
-        metrics = read_json((folder or runs_dir()) / name / "metrics.json")
+        metrics = read_json((folder or runs_dir()) / run_name_for(name) / "metrics.json")
         history = History.from_dict(metrics["history"])
         reached = [minutes_to_accuracy(history, target) for target in ACCURACY_TARGETS]
         rows.append([name, len(history.test_acc), f"{sum(history.seconds) / 60:.1f}", f"{history.test_acc[-1]:.2f}",

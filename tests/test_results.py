@@ -131,12 +131,15 @@ def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, m
     assert (tmp_path / "tables" / "notebook_times_full.csv").read_text().count("\n") == 4
 
 
-def test_time_to_accuracy_counts_wall_minutes_until_each_target(tmp_path):
+def test_time_to_accuracy_counts_wall_minutes_until_each_target(tmp_path, monkeypatch, full_mode):
     for name, history in [("fast", {"test_acc": [40.0, 57.0, 69.0, 71.5], "seconds": [120.0, 60.0, 60.0, 90.0]}),
-                          ("slow", {"test_acc": [30.0, 50.0], "seconds": [60.0, 60.0]})]:
+                          ("slow", {"test_acc": [30.0, 50.0], "seconds": [60.0, 60.0]}),
+                          ("smoke-fast", {"test_acc": [1.0, 2.0], "seconds": [6.0, 6.0]})]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.json").write_text(json.dumps({"history": history, "device": "cpu x"}))
     rows = time_to_accuracy(["fast", "slow"], tmp_path)
     assert rows == [["fast", 4, "5.5", "71.50", "3.0", "5.5", "cpu x"],
                     ["slow", 2, "2.0", "50.00", "not reached", "not reached", "cpu x"]]
     assert TIME_TO_ACCURACY_HEADERS[-3:-1] == ["minutes to 56 %", "minutes to 70 %"]
+    monkeypatch.setenv("CV_HELPERS_SMOKE", "1")                 # a notebook in smoke mode reads its smoke runs
+    assert time_to_accuracy(["fast"], tmp_path) == [["fast", 2, "0.2", "2.00", "not reached", "not reached", "cpu x"]]
