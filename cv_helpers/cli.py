@@ -8,11 +8,28 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from .config import data_dir
+from .config import data_dir, resolve_device
 from .errors import ConfigError, WorkbookError
 from .presets import PRESETS, get_preset
 from .train import TrainConfig
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one `error:` line (exit 2) pointing at --help, not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; `{self.prog} --help` lists the options\n")
+
+
+def _device(name: str) -> str:
+    """argparse type of --device: the name, once `resolve_device` accepts it on this machine."""
+    try:
+        resolve_device(name)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name
+
 
 # CLI flag -> TrainConfig field, for the flags that map one to one.
 TRAIN_FLAGS = {
@@ -31,7 +48,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--hidden-size", type=int, default=None, help="hidden width of the MLPs")
     parser.add_argument("--run-name", default=None, help="run folder name (default: the preset or model name)")
     parser.add_argument("--resume", action="store_true", help="continue from runs/NAME/checkpoint.pt")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--device", type=_device, default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the network (default: as the preset says)")
@@ -71,7 +88,7 @@ def _add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("run_name", help="run folder name under runs/")
     parser.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=False,
                         help="average each image's and its mirror image's class probabilities")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--device", type=_device, default=None, help="cpu or cuda (default: cuda when available)")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -189,7 +206,7 @@ def _raise_interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m cv_helpers", description=__doc__)
+    parser = OneLineParser(prog="python -m cv_helpers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(commands)
     _add_evaluate_parser(commands)

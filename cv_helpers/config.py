@@ -10,6 +10,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from .errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SMOKE_ROOT = REPO_ROOT / "smoke"   # smoke mode's runs/ and report/ (ignored by git)
 T = TypeVar("T")
@@ -62,6 +64,23 @@ def mode_banner() -> str:
 def default_device() -> torch.device:
     """Returns CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """Returns the device called `name` (cpu, cuda or cuda:N; None: `default_device()`); a name torch does not know,
+    or a GPU this machine does not have, is a one-line ConfigError."""
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {str(name)!r}; use cpu or cuda (cuda:N for the N-th GPU)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {str(name)!r} is not supported; use cpu or cuda (cuda:N for the N-th GPU)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device {str(name)!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s) here; "
+                          "use cpu (or leave the device out: a GPU is used when there is one)")
+    return device
 
 
 def memory_layout(device: torch.device) -> torch.memory_format:

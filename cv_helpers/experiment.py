@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .checkpoint import model_from_checkpoint
-from .config import REPO_ROOT, by_mode, default_device, describe_device, memory_layout, seed_everything
+from .config import REPO_ROOT, by_mode, describe_device, memory_layout, resolve_device, seed_everything
 from .data import ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, load_stl10, stl10_source
 from .errors import ConfigError
 from .fast_loader import FastLoader
@@ -188,7 +188,7 @@ def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | Non
         model, state = model_from_checkpoint(checkpoint, hint=f"train it first: `python -m cv_helpers train "
                                                               f"--run-name {run_name} ...`")
         config = TrainConfig.from_dict(state["config"])
-        device = torch.device(device) if device is not None else default_device()
+        device = resolve_device(device)
         _, test, label_key, class_names = load_splits(config.dataset, root)
         predicted, true, test_loss = predict(model.to(device), make_test_loader(test, label_key, device), tta_flip)
         evaluation = {
@@ -219,7 +219,7 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
                      epochs=by_mode(config.epochs, min(config.epochs, 2)), compile=by_mode(config.compile, False),
                      low_res_epochs=by_mode(config.low_res_epochs, min(config.low_res_epochs, 1)))
     run_dir = run_folder(run_name) if run_name is not None else None
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     train, test, label_key, class_names = load_splits(config.dataset, root)
     config.validate(dataset_size=len(train))
     if run_dir is not None and resume and not weights:

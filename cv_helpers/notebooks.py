@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
 from .config import REPO_ROOT, mode_name, report_dir, run_name_for, runs_dir
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .experiment import SEEDS, preset_of, seed_run_name, starts_from_current
 from .files import read_json, write_text
 from .finetune import FULL_FINE_TUNING, TRAINING_STRATEGIES, pretrained_runs, training_strategies
@@ -122,21 +122,28 @@ def _start_of(run_name: str) -> str:
     return preset.init_from if preset is not None else ""
 
 
-def notebook_paths(names: list[str] | None = None) -> list[Path]:
-    """Returns the notebooks to run: all, in name order, or those named (file names or stems)."""
-    paths = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+def notebook_paths(names: list[str] | None = None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    """Returns the notebooks of `folder` to run: all, in name order, or those named (file names or stems); a name
+    that is none of them is a ConfigError listing them."""
+    paths = sorted(folder.glob("*.ipynb"))
+    known = {p.name for p in paths} | {p.stem for p in paths}
+    unknown = [name for name in names or [] if name not in known]
+    if unknown:
+        raise ConfigError(f"no notebook named {', '.join(map(repr, unknown))} in {folder.name}/; choose from "
+                          f"{', '.join(p.stem for p in paths)}")
     return [p for p in paths if p.name in names or p.stem in names] if names else paths
 
 
-def run_notebooks(names: list[str] | None = None) -> Iterator[tuple[str, float]]:
-    """Executes notebooks (all, in name order, or those named) and writes report/notebooks/<name>; yields
-    (name, seconds) as each finishes. A failing cell raises nbclient's CellExecutionError after saving the copy."""
-    paths = notebook_paths(names)
+def run_notebooks(names: list[str] | None = None, folder: Path = NOTEBOOK_DIR) -> Iterator[tuple[str, float]]:
+    """Executes notebooks of `folder` (all, in name order, or those named) and writes report/notebooks/<name>;
+    yields (name, seconds) as each finishes. A failing cell raises nbclient's CellExecutionError after saving the
+    copy with the outputs so far."""
+    paths = notebook_paths(names, folder)
     out_dir = report_dir() / "notebooks"
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         client = PollingNotebookClient(notebook, timeout=CELL_TIMEOUT_SECONDS, kernel_name="python3",
-                                       resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+                                       resources={"metadata": {"path": str(folder)}})
         started = time.perf_counter()
         try:
             client.execute()

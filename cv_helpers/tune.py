@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, replace
@@ -94,9 +95,17 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
         return _open_database(url)
     except Exception as err:  # SQLAlchemy and drivers raise many types; the user needs the URL and the reason
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot open study storage {url!r} ({reason}); check the URL, that the database "
+        raise ConfigError(f"cannot open study storage {without_password(url, url)!r} "
+                          f"({without_password(reason, url)}); check the URL, that the database "
                           "server runs and that its driver is installed (PostgreSQL: pip install "
                           "'psycopg[binary]')") from None
+
+
+def without_password(text: str, url: str) -> str:
+    """Returns `text` with the password of `url` (scheme://user:PASSWORD@host/...) shown as ***, so that no
+    message or log carries it."""
+    match = re.match(r"[\w+.-]+://[^/:@]*:([^/@]+)@", url)
+    return text.replace(match.group(1), "***") if match else text
 
 
 def _open_database(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:

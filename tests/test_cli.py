@@ -1,4 +1,4 @@
-"""The command line as a student uses it: real child processes, one-line errors, SIGTERM and --resume."""
+"""The command line as a student uses it: real child processes, one-line errors (argparse's too), SIGTERM, --resume."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cv_helpers.cli import main
 
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -46,6 +47,33 @@ def test_bad_settings_give_one_line_and_exit_2(child_env, args, message):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]     # one line, no traceback
     assert result.stderr.startswith(message)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--preset", "nope"], "error: argument --preset: invalid choice: 'nope' (choose from 'q1.3-mlp', "),
+    (["train", "--lr", "abc"], "error: argument --lr: invalid float value: 'abc'; "),
+    (["train", "--learning-rate", "0.1"], "error: unrecognized arguments: --learning-rate 0.1; "),
+    (["train", "--device", "bogus"], "error: argument --device: unknown device 'bogus'; use cpu or cuda"),
+    (["train", "--device", "cuda"], "error: argument --device: device 'cuda' asked for, but torch sees 0 GPU(s) "
+                                    "here; use cpu"),
+    (["evaluate", "some-run", "--device", "tpu"], "error: argument --device: unknown device 'tpu'"),
+    (["run-notebooks", "Q9_nosuch"], "error: no notebook named 'Q9_nosuch' in notebooks/; choose from "
+                                     "Q1_1_cifar100_visualisation, "),
+    (["fly"], "error: argument command: invalid choice: 'fly'"),
+])
+def test_a_bad_command_line_is_one_line_and_exit_2_before_any_work(capsys, args, message):
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        status = main(args)            # in this process (the tests see no GPU, whatever the machine has)
+    except SystemExit as exit:
+        status = exit.code
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    out, err = capsys.readouterr()
+    assert status == 2, out + err
+    assert err.strip().splitlines() == [err.strip()], err    # one line, no usage block, no traceback
+    assert err.startswith(message), err
+    assert out == ""
 
 
 def test_missing_data_folder_is_one_line_naming_the_fix(child_env, tmp_path):

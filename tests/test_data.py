@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from conftest import STL10_SAMPLE, requires_real_cifar
+from conftest import REQUIRE_RESOURCES, STL10_SAMPLE, requires_real_cifar
 
 from cv_helpers.data import (CIFAR100, ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, load_split,
                              smoke_subset, stl10_source)
@@ -119,7 +118,7 @@ def test_meta_with_wrong_class_count_is_reported(cifar_copy):
 def test_the_tests_use_the_real_stl10_sample_where_it_ships(data_root):
     # In CI (and on every course machine) ../shared/data/stl10_sample exists: generated STL-10 there is a failure.
     source = stl10_source(data_root)
-    if os.environ.get("CI") or STL10_SAMPLE.is_dir():
+    if REQUIRE_RESOURCES or STL10_SAMPLE.is_dir():
         assert source == "real sample", f"STL-10 in the tests is {source!r}, expected the real sample"
     if source == "real sample":
         assert (len(STL10_Dataset(data_root, train=True)), len(STL10_Dataset(data_root, train=False))) == (46, 48)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cv_helpers.errors import ConfigError
 from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, ResConvNet5, TwoLayerNet,
@@ -109,3 +110,92 @@ def test_the_reports_dropped_figure_6_alternative_has_5x5_kernels_max_pooling_an
     extra = (5 * 5 - 3 * 3) * (3 * 64 + 64 * 128)                          # the larger kernels' extra weights
     assert count_parameters(alternative) - count_parameters(figure6) == extra
     assert model_name_of(alternative) == "convnet-bn5-max"
+
+
+# Each network written out with torch.nn.functional and the module's own weights: a changed pooling, activation,
+# padding or layer order in a forward changes its output. Value: (reference (net, x) -> (logits, features),
+# feature width, {pooling module: its type}).
+def _mlp2(net, x):
+    features = F.relu(_linear(net.fc1, x.flatten(1)))
+    return _linear(net.fc2, features), features
+
+
+def _mlp4(net, x):
+    features = F.relu(_linear(net.fc3, F.relu(_linear(net.fc2, F.relu(_linear(net.fc1, x.flatten(1)))))))
+    return _linear(net.fc4, features), features
+
+
+def _lenet(net, x):
+    x = F.avg_pool2d(F.relu(_conv(net.conv1, x, 0)), 2)
+    x = F.avg_pool2d(F.relu(_conv(net.conv2, x, 0)), 2)
+    features = F.relu(_linear(net.fc2, F.relu(_linear(net.fc1, x.flatten(1)))))
+    return _linear(net.fc3, features), features
+
+
+def _figure6(pool, padding):
+    def reference(net, x):
+        x = pool(F.relu(_bn(net.bn1, _conv(net.conv1, x, padding))), 2)
+        x = pool(F.relu(_bn(net.bn2, _conv(net.conv2, x, padding))), 2)
+        features = F.relu(_linear(net.fc1, x.flatten(1)))
+        return _linear(net.fc2, features), features
+    return reference
+
+
+def _resnet5(net, x):
+    def block(layers, x):
+        conv, bn, _ = layers
+        return F.relu(_bn(bn, _conv(conv, x, 1)))
+    x = F.max_pool2d(block(net.conv1, x), 2)
+    x = F.max_pool2d(block(net.conv2, x), 2)
+    x = x + block(net.res3.block, x)
+    x = F.max_pool2d(block(net.conv4, x), 2)
+    x = x + block(net.res5.block, x)
+    features = x.amax((2, 3))
+    return _linear(net.fc, features), features
+
+
+def _linear(layer, x):
+    return F.linear(x, layer.weight, layer.bias)
+
+
+def _conv(layer, x, padding):
+    return F.conv2d(x, layer.weight, layer.bias, padding=padding)
+
+
+def _bn(layer, x):
+    return F.batch_norm(x, layer.running_mean, layer.running_var, layer.weight, layer.bias, False, 0.0, layer.eps)
+
+
+REFERENCES = {
+    "mlp": (_mlp2, 64, {}),
+    "convnet": (_lenet, 84, {"pool1": torch.nn.AvgPool2d, "pool2": torch.nn.AvgPool2d}),
+    "mlp4": (_mlp4, 128, {}),
+    "convnet-bn": (_figure6(F.avg_pool2d, 1), 512, {"pool": torch.nn.AvgPool2d}),
+    "convnet-bn5-max": (_figure6(F.max_pool2d, 2), 512, {"pool": torch.nn.MaxPool2d}),
+    "resconvnet5": (_resnet5, 384, {"pool": torch.nn.MaxPool2d}),
+}
+
+
+def test_every_registered_network_has_a_functional_reference():
+    assert set(REFERENCES) == set(MODELS)
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_each_network_computes_what_its_functional_reference_computes(name):
+    reference, width, pools = REFERENCES[name]
+    torch.manual_seed(0)
+    net = build_model(name)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):        # statistics that are not the identity
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.normal_(module.weight)
+    net.eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        logits, features = reference(net, x)
+        torch.testing.assert_close(net(x), logits)
+        torch.testing.assert_close(net.features(x), features)
+    assert features.shape == (3, width) and logits.shape == (3, 100)
+    found = {n: type(m) for n, m in net.named_modules() if "Pool" in type(m).__name__}
+    assert found == pools

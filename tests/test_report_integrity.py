@@ -2,17 +2,18 @@
 results tables are exactly what `report-tables` builds from the committed run files."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import digest
 
 from cv_helpers.config import run_name_for
 from cv_helpers.experiment import preset_of
@@ -23,13 +24,6 @@ from cv_helpers.sweep import REPORT_SWEEPS, one_at_a_time
 from cv_helpers.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = [ROOT / "report", ROOT / "runs"]
-
-
-def _tree_digest() -> dict[str, str]:
-    """SHA-256 of every file under report/ and runs/, ignored files (checkpoints, locks) included."""
-    return {str(path.relative_to(ROOT)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for folder in RESULTS for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 @pytest.mark.parametrize("notebook", ["Q1_1_cifar100_visualisation.ipynb", "Q1_4_tuning.ipynb"])
@@ -37,11 +31,11 @@ def test_running_a_notebook_test_by_hand_leaves_the_repository_results_unchanged
     # As a TA would, from the repository root, with none of the variables the test session set.
     env = {k: v for k, v in os.environ.items() if k not in ("CV_HELPERS_SMOKE", "CV_HELPERS_RUNS",
                                                                "CV_HELPERS_REPORT")}
-    before = _tree_digest()
+    before = digest()
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"notebooks/{notebook}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:]
-    assert _tree_digest() == before
+    assert digest() == before
 
 
 def _committed_runs() -> list[Path]:
@@ -207,3 +201,51 @@ def test_the_readme_results_are_the_committed_runs():
         _, _, mean, spread, seeds, _, run_minutes, *_ = measured[name]
         expected = f"{mean} {spread} % ({seeds} seeds)" if seeds > 1 else f"{mean} %"
         assert (ours.replace("*", ""), minutes) == (expected, run_minutes), name
+
+
+def test_the_pil_pipeline_run_lands_within_the_fast_paths_seed_spread():
+    # The committed q1.3-convnet-pil run trains the q1.3-convnet protocol through the course's per-image torchvision
+    # pipeline; the fast path's three seeds of the same protocol give the spread a different loader may move within.
+    def read(name: str) -> tuple[dict, dict]:
+        return tuple(json.loads((ROOT / "runs" / name / f"{kind}.json").read_text()) for kind in ("config", "metrics"))
+
+    pil_config, pil = read("q1.3-convnet-pil")
+    seeds = [read(name) for name in ("q1.3-convnet", "q1.3-convnet-seed1", "q1.3-convnet-seed2")]
+    assert pil_config["loader"] == "pil" and {config["loader"] for config, _ in seeds} == {"fast"}
+    same_protocol = {key: value for key, value in pil_config.items() if key not in ("loader", "seed")}
+    assert all(same_protocol.items() <= config.items() for config, _ in seeds)
+    for measure in (lambda m: m["final_test_acc"], lambda m: m["history"]["train_loss"][-1]):
+        values = [measure(metrics) for _, metrics in seeds]
+        assert abs(measure(pil) - statistics.mean(values)) <= 3 * statistics.stdev(values), (measure(pil), values)
+
+
+def test_the_tables_the_notebooks_build_from_run_files_alone_are_what_those_files_give(tmp_path, monkeypatch):
+    from cv_helpers.experiment import run_seeds
+    from cv_helpers.results import TIME_TO_ACCURACY_HEADERS, time_to_accuracy
+    from cv_helpers.sweep import CLAIM_HEADERS, SWEEP_HEADERS, judge_claims, run_sweep, sweep_table
+    from cv_helpers.tables import markdown_table, mean_and_spread
+
+    runs = tmp_path / "runs"         # the committed run files only: a stale run would train here, never in runs/
+    for run_dir in _committed_runs():
+        for name in ("config.json", "metrics.json"):
+            (runs / run_dir.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(run_dir / name, runs / run_dir.name / name)
+    monkeypatch.setenv("CV_HELPERS_RUNS", str(runs))
+    monkeypatch.setenv("CV_HELPERS_SMOKE", "0")
+    before = digest((runs,))
+    tables = {"q3_time_to_accuracy": (TIME_TO_ACCURACY_HEADERS,
+                                      time_to_accuracy(["q3-best", "q3-e4", "q3-fast", "q3-fast-short"]))}
+    seeds = {name: run_seeds(preset) for name, preset in (("TwoLayerNet", "q1.3-mlp"), ("ConvNet", "q1.3-convnet"))}
+    tables["q1_3_seeds"] = (["network", "test accuracy (%, mean ± std)", "seeds 0, 1, 2"],
+                            [(name, mean_and_spread([r.test_acc for r in runs]), ", ".join(f"{r.test_acc:.2f}"
+                                                                                           for r in runs))
+                             for name, runs in seeds.items()])
+    for sweep, name, claims in ((REPORT_SWEEPS[0], "q1_4_sweep", "q1_4_sweep_claims"),
+                                (REPORT_SWEEPS[1], "q1_4_mlp_sweep", "q1_4_mlp_claims")):
+        rows = run_sweep(sweep)
+        tables[name] = (SWEEP_HEADERS, sweep_table(rows))
+        tables[claims] = (CLAIM_HEADERS, judge_claims(rows, sweep.claims))
+    assert digest((runs,)) == before, "a committed run was trained again: its files are stale"
+    for name, (headers, rows) in tables.items():
+        assert markdown_table(headers, rows) == (ROOT / "report" / "tables" / f"{name}.md").read_text(), \
+            f"report/tables/{name}.md is stale: run `make report`"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -267,3 +268,36 @@ def test_minutes_to_accuracy_counts_to_the_end_of_the_first_epoch_that_reached_t
     assert minutes_to_accuracy(history, 56.0) == pytest.approx(3.0)
     assert minutes_to_accuracy(history, 70.0) == pytest.approx(5.0)
     assert minutes_to_accuracy(history, 80.0) is None
+
+
+def test_a_compiled_run_trains_like_the_eager_one_saves_plain_layer_names_and_resumes(tmp_path):
+    # Every Figure 6 and Q3 preset compiles (smoke mode does not): one epoch compiled, then a compiled resume.
+    generator = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(8, 3, 8, 8, generator=generator), torch.randint(0, 4, (8,), generator=generator))
+               for _ in range(4)]
+    config = TrainConfig(model="mlp", optimizer="sgd", lr=0.05, batch_size=8, epochs=2, augmentation="none",
+                         schedule="cosine")
+
+    def network():
+        torch.manual_seed(0)
+        return TwoLayerNet(3 * 8 * 8, 16, 4)
+
+    eager_net = network()
+    eager = fit(eager_net, batches[:3], batches[3:], config, progress=False)
+
+    def stop_after_one_epoch(result):
+        raise KeyboardInterrupt
+
+    compiled_config = replace(config, compile=True)
+    with pytest.raises(KeyboardInterrupt):
+        fit(network(), batches[:3], batches[3:], compiled_config, run_dir=tmp_path, on_epoch_end=stop_after_one_epoch,
+            progress=False)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["epoch"] == 1 and list(state["model_state"]) == list(network().state_dict())  # no _orig_mod.
+    net = network()
+    resumed = fit(net, batches[:3], batches[3:], compiled_config, run_dir=tmp_path, resume=True, progress=False)
+    assert resumed.epochs_trained == 1
+    for name, value in eager_net.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[name], value, rtol=1e-4, atol=1e-5, msg=name)
+    for metric in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+        assert getattr(resumed.history, metric) == pytest.approx(getattr(eager.history, metric), rel=1e-4), metric

@@ -7,6 +7,7 @@ import sys
 
 import optuna
 import pytest
+from conftest import need
 from matplotlib import pyplot as plt
 
 from cv_helpers.errors import ConfigError
@@ -135,6 +136,15 @@ def test_broken_storage_url_is_a_clear_error(url):
         open_storage(url)
 
 
+@pytest.mark.parametrize("url", ["postgresql://student:s3cret-Pw@127.0.0.1:1/none",
+                                 "postgresql+nodriver://student:s3cret-Pw@localhost/db"])
+def test_a_storage_error_never_shows_the_password(url):
+    with pytest.raises(ConfigError) as refused:
+        open_storage(url)
+    assert "s3cret-Pw" not in str(refused.value) and "'postgresql" in str(refused.value)
+    assert "student:***@" in str(refused.value)
+
+
 def test_sqlite_storage_works_for_a_student(tmp_path):
     study = create_or_load_study("sqlite", f"sqlite:///{tmp_path}/studies.db")
     assert study.study_name == "sqlite" and (tmp_path / "studies.db").is_file()
@@ -142,9 +152,8 @@ def test_sqlite_storage_works_for_a_student(tmp_path):
 
 def test_two_workers_share_one_postgresql_study(tmp_path):
     url = os.environ.get("CV_HELPERS_TEST_POSTGRES")
-    if not url:
-        pytest.skip("needs a PostgreSQL server: set CV_HELPERS_TEST_POSTGRES=postgresql://... (.ci/run starts one "
-                    "on 127.0.0.1 and sets it)")
+    need("" if url else "no PostgreSQL server", "set CV_HELPERS_TEST_POSTGRES=postgresql://... (.ci/run starts "
+         "one on 127.0.0.1 and sets it)")
     make_fixture_data(tmp_path / "data")
     env = {**os.environ, "CV_HELPERS_DATA": str(tmp_path / "data"), "CV_HELPERS_RUNS": str(tmp_path / "runs"),
            "OMP_NUM_THREADS": "1"}

@@ -3,11 +3,12 @@
 The server runs in smoke mode on the test data, in a copy of notebooks/ (so autosave never touches the committed
 notebooks), with the project's kernel. Each step saves a screenshot under smoke/browser/ (or
 $CV_HELPERS_BROWSER_SHOTS); a failing step names itself and its screenshot. Without Chromium the tests are skipped
-with the command that installs it; with CV_HELPERS_REQUIRE_BROWSER=1 (CI) they fail instead.
+with the command that installs it; with CV_HELPERS_REQUIRE_RESOURCES=1 (CI) they fail instead.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -17,9 +18,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import nbformat
 import pytest
 
 from cv_helpers.config import REPO_ROOT
@@ -34,9 +37,7 @@ except ImportError:
     sync_playwright = None
 _missing = ("Playwright is not installed" if sync_playwright is None else
             f"Chromium is not at {CHROMIUM}" if not CHROMIUM.is_file() else "")
-if _missing and os.environ.get("CV_HELPERS_REQUIRE_BROWSER") == "1":
-    raise RuntimeError(f"browser tests required (CV_HELPERS_REQUIRE_BROWSER=1) but {_missing}; {INSTALL_HINT}")
-pytestmark = pytest.mark.skipif(bool(_missing), reason=f"{_missing}; to run the browser tests: {INSTALL_HINT}")
+pytestmark = pytest.mark.needs(_missing, f"to run the browser tests: {INSTALL_HINT}")
 
 
 def _free_port() -> int:
@@ -45,9 +46,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class Lab:
+    """A running JupyterLab: `url` (a notebook's page: url.format(name)) and `root` (its notebooks/ and runs/)."""
+
+    url: str
+    root: Path
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[str]:
-    """Starts JupyterLab on a copy of the notebooks; yields its base URL with the token; stops it afterwards."""
+def lab(tmp_path_factory) -> Iterator[Lab]:
+    """Starts JupyterLab on a copy of the notebooks; yields where it is; stops it afterwards."""
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(REPO_ROOT / "notebooks", root / "notebooks")
     port, token = _free_port(), secrets.token_hex(16)
@@ -72,7 +81,7 @@ def lab(tmp_path_factory) -> Iterator[str]:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise AssertionError(f"JupyterLab did not start: {(root / 'server.log').read_text()[-2000:]}")
             time.sleep(0.5)
-        yield f"{base}/lab/tree/{{}}?token={token}&reset"
+        yield Lab(f"{base}/lab/tree/{{}}?token={token}&reset", root)
     finally:
         server.terminate()
         try:
@@ -87,7 +96,7 @@ def page(lab, request) -> Iterator[Page]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         tab = browser.new_page(viewport={"width": 1400, "height": 1000})
         tab.set_default_timeout(60_000)
-        tab.lab_url = lab
+        tab.lab_url, tab.lab_root = lab.url, lab.root
         tab.shot_prefix = request.node.name.removeprefix("test_")[:32]
         yield tab
         browser.close()
@@ -153,6 +162,17 @@ def assert_widgets_rendered(page: Page, expected: int) -> None:
     assert page.locator(".jupyter-widgets.widget-inline-hbox, .jupyter-widgets.widget-box").count() >= expected
 
 
+def saved_code_cells(path: Path, timeout: float = 60) -> list:
+    """Returns the code cells of the notebook saved at `path` once every one of them has run (waits for the save)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cells = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+        if all(cell.execution_count for cell in cells) or time.monotonic() > deadline:
+            assert all(cell.execution_count for cell in cells), f"{path.name} was not saved with every cell run"
+            return cells
+        time.sleep(0.5)
+
+
 def assert_no_traceback(page: Page) -> None:
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     texts = [errors.nth(i).inner_text() for i in range(errors.count())]
@@ -192,11 +212,12 @@ def test_the_training_panel_trains_with_the_settings_set_in_the_page_and_refuses
         assert_widgets_rendered(page, 9)
         # In smoke mode the cell presses Train once itself (the nbval tests' path); wait for that run to end.
         expect(page.get_by_text(re.compile(r"test accuracy after 1 epochs: "))).to_be_visible(timeout=180_000)
-    with step(page, "set 2 epochs and the Adam optimizer"):
+    with step(page, "set 2 epochs, the Adam optimizer and a run name"):
         _widget(page, "epochs").locator(".noUi-handle").focus()
         page.keyboard.press("ArrowRight")
         expect(_widget(page, "epochs").locator(".widget-readout")).to_have_text("2")
         _widget(page, "optimizer").locator("select").select_option("adam")
+        _widget(page, "save as run").locator("input").fill("panel-adam")
     with step(page, "press Train and watch the progress bar, the curves and the result"):
         page.get_by_role("button", name="Train").click()
         panel = page.locator(".jp-Cell").nth(2)
@@ -205,6 +226,9 @@ def test_the_training_panel_trains_with_the_settings_set_in_the_page_and_refuses
             timeout=180_000)
         expect(panel.get_by_text(re.compile(r"^training:"))).to_be_visible()
         expect(panel.locator(".jp-OutputArea-output img").first).to_be_visible()        # the redrawn curves
+    with step(page, "the settings chosen in the page are the run's settings"):
+        saved = json.loads((page.lab_root / "runs" / "smoke-panel-adam" / "config.json").read_text())
+        assert (saved["optimizer"], saved["epochs"]) == ("adam", 2), saved
     with step(page, "a run name outside the runs folder is refused with one line"):
         _widget(page, "save as run").locator("input").fill("../escape")
         page.get_by_role("button", name="Train").click()
@@ -224,7 +248,14 @@ def test_the_q3_notebook_runs_top_to_bottom_through_the_ui(page):
         expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_visible(
             timeout=120_000)
     with step(page, "no cell shows an error"):
-        assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").count() == 0
         assert_no_traceback(page)
         prompts = [p.strip() for p in page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()]
         assert not {"[*]:", "[ ]:"} & set(prompts), f"cells not run or still running: {prompts}"
+    with step(page, "save, and the saved notebook has every cell run and no error"):
+        page.locator(".jp-Cell").first.click(position={"x": 5, "y": 5})
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+s")
+        cells = saved_code_cells(page.lab_root / "notebooks" / "Q3_best_recipe.ipynb")
+        errors = [output for cell in cells for output in cell.outputs if output.output_type == "error"]
+        assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
+        assert not [o for c in cells for o in c.outputs if "Traceback" in o.get("text", "")]

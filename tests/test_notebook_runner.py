@@ -1,0 +1,34 @@
+"""The main job's notebook runner (`make report`): a real notebook headless, and a failing one."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbclient.exceptions import CellExecutionError
+
+from cv_helpers.config import report_dir
+from cv_helpers.notebooks import run_notebooks
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def test_the_runner_executes_a_notebook_with_a_widget_and_keeps_the_executed_copy():
+    # Q1.1's class browser is a widget: the cell nbclient alone can hang on (the runner's polling override)
+    times = list(run_notebooks(["Q1_1_cifar100_visualisation"]))
+    assert [name for name, _ in times] == ["Q1_1_cifar100_visualisation.ipynb"] and times[0][1] > 0
+    executed = nbformat.read(report_dir() / "notebooks" / "Q1_1_cifar100_visualisation.ipynb", as_version=4)
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code)
+    outputs = [output for cell in code for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert any(WIDGET_VIEW in output.get("data", {}) for output in outputs)
+
+
+def test_a_failing_cell_stops_the_run_after_the_copy_with_the_outputs_so_far_is_saved(tmp_path):
+    cells = [nbformat.v4.new_code_cell(source) for source in ("print('before the error')", "1 / 0", "print('never')")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "Broken.ipynb")
+    with pytest.raises(CellExecutionError, match="ZeroDivisionError"):
+        list(run_notebooks(["Broken"], folder=tmp_path))
+    saved = nbformat.read(report_dir() / "notebooks" / "Broken.ipynb", as_version=4)
+    assert saved.cells[0].outputs[0].text == "before the error\n"
+    assert saved.cells[1].outputs[0].ename == "ZeroDivisionError"
+    assert saved.cells[2].outputs == [] and saved.cells[2].execution_count is None
