@@ -31,7 +31,7 @@ from cv_helpers.fast_loader import FastLoader
 from cv_helpers.models import build_model
 from cv_helpers.presets import get_preset
 from cv_helpers.results import ACCURACY_TARGETS
-from cv_helpers.train import minutes_to_accuracy
+from cv_helpers.history import minutes_to_accuracy
 from cv_helpers.transforms import get_augmentation, make_train_transform
 
 BATCH_SIZE = 64

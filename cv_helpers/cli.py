@@ -5,15 +5,19 @@ Errors print as one line (exit 2); Ctrl-C or SIGTERM keeps the last completed ep
 from __future__ import annotations
 
 import argparse
+import inspect
 import signal
 import sys
+import textwrap
 from pathlib import Path
 from typing import NoReturn
 
 from .config import data_dir, resolve_device
 from .errors import ConfigError, WorkbookError
+from .models import MODELS, has_hidden_size
 from .presets import PRESETS, get_preset
-from .train import TrainConfig
+from .train_config import DATASETS, LOADERS, OPTIMIZERS, SCHEDULES, TrainConfig
+from .transforms import AUGMENTATIONS
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad command line is one `error:` line (exit 2) pointing at --help, not the usage block."""
@@ -31,21 +35,54 @@ def _device(name: str) -> str:
     return name
 
 
-# CLI flag -> TrainConfig field, for the flags that map one to one.
+# CLI flag -> (TrainConfig field's type, choices or None, help; the default is TrainConfig's, said in the help).
 TRAIN_FLAGS = {
-    "model": str, "optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "batch_size": int,
-    "epochs": int, "augmentation": str, "loader": str, "schedule": str, "warmup_epochs": float,
-    "label_smoothing": float, "seed": int, "dataset": str, "init_from": str,
+    "model": (str, tuple(MODELS), "network"),
+    "optimizer": (str, OPTIMIZERS, "optimizer"),
+    "lr": (float, None, "learning rate (the peak rate with --schedule onecycle)"),
+    "momentum": (float, None, "momentum of sgd and rmsprop"),
+    "weight_decay": (float, None, "L2 weight decay (decoupled with adamw)"),
+    "batch_size": (int, None, "training images per step"),
+    "epochs": (int, None, "passes over the training set"),
+    "augmentation": (str, tuple(AUGMENTATIONS), "training augmentation (see transforms.py)"),
+    "loader": (str, LOADERS, "fast: batched tensor augmentation; pil: the course's per-image torchvision pipeline"),
+    "schedule": (str, SCHEDULES, "learning-rate schedule"),
+    "warmup_epochs": (float, None, "epochs of linear warm-up (constant and cosine schedules)"),
+    "label_smoothing": (float, None, "label smoothing of the cross-entropy, in [0, 1)"),
+    "seed": (int, None, "seed of the initial weights, shuffling and augmentation"),
+    "dataset": (str, tuple(DATASETS), "training data"),
+    "init_from": (str, None, "fine-tune this run's checkpoint (a run name or a .pt file)"),
 }
+ALIASES = {"augmentation": ["--transform"]}     # older names of renamed flags, still accepted
+
+
+def _presets_block() -> str:
+    """Returns the presets grouped by the question they answer, for `train --help`."""
+    groups: dict[str, list[str]] = {}
+    for name in PRESETS:
+        groups.setdefault(name.split("-")[0], []).append(name)
+    lines = [f"  {group:<9s}{', '.join(names)}" for group, names in groups.items()]
+    return "presets (--preset NAME; the flags given with it override its settings):\n" + "\n".join(
+        textwrap.fill(line, 118, subsequent_indent=" " * 11) for line in lines)
 
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train one network; writes runs/NAME/{config,metrics}.json and "
-                                               "checkpoint.pt")
-    parser.add_argument("--preset", choices=list(PRESETS), help="start from a named recipe; flags override it")
-    for name, kind in TRAIN_FLAGS.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
-    parser.add_argument("--hidden-size", type=int, default=None, help="hidden width of the MLPs")
+                                               "checkpoint.pt", epilog=_presets_block(),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
+                        help="start from a named recipe (listed below); flags override it")
+    defaults = TrainConfig()
+    for name, (kind, choices, text) in TRAIN_FLAGS.items():
+        flag = "--" + name.replace("_", "-")
+        one_of = f": one of {', '.join(choices)}" if choices else ""
+        parser.add_argument(flag, *ALIASES.get(name, []), dest=name, type=kind, default=None,
+                            metavar=name.upper(), help=f"{text}{one_of} (default: {getattr(defaults, name)!r}, "
+                                                   "or the preset's)")
+    widths = ", ".join(f"{inspect.signature(MODELS[name]).parameters['hidden_size'].default} for {name}"
+                       for name in MODELS if has_hidden_size(name))
+    parser.add_argument("--hidden-size", type=int, default=None,
+                        help=f"hidden width of the MLPs (default: {widths}, or the preset's)")
     parser.add_argument("--run-name", default=None, help="run folder name (default: the preset or model name)")
     parser.add_argument("--resume", action="store_true", help="continue from runs/NAME/checkpoint.pt")
     parser.add_argument("--device", type=_device, default=None, help="cpu or cuda (default: cuda when available)")
@@ -204,8 +241,8 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser of every command."""
     parser = OneLineParser(prog="python -m cv_helpers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(commands)
@@ -215,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     _add_tune_parsers(commands)
     commands.add_parser("report-tables", help="build report/tables/results.{md,csv} from the run folders, then "
                                               "report/report.md (refuses smoke-mode figures)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C: last checkpoint kept
     handlers = {"train": _run_train, "evaluate": _run_evaluate, "prepare-data": _run_prepare,
                 "run-notebooks": _run_notebooks, "tune": _run_tune, "tune-report": _run_tune_report,

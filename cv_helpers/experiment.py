@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,16 +21,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .checkpoint import model_from_checkpoint
-from .config import REPO_ROOT, by_mode, describe_device, memory_layout, resolve_device, seed_everything
-from .data import ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, load_stl10, stl10_source
-from .errors import ConfigError
+from .config import (REPO_ROOT, by_mode, describe_device, memory_layout, resolve_device, run_name_for, runs_dir,
+                     seed_everything)
+from .data import (CIFAR100, STL10_5CLASS, ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, load_stl10,
+                   stl10_source)
+from .errors import CheckpointError, ConfigError
 from .fast_loader import FastLoader
 from .files import read_json, write_json
 from .models import (adapt_for_finetuning, build_model, count_parameters, finetuned_kwargs,
                      freeze_all_but_new_layers, size_kwargs)
 from .presets import PRESETS, get_preset
-from .runs import RunLock, is_complete, publish, run_folder, training_folder, write_config, write_metrics
-from .train import FitResult, History, TrainConfig, fit, per_class_accuracy, predict
+from .runs import RunLock, is_complete, publish, retrain_folder, run_folder, write_config, write_metrics
+from .history import FitResult, History
+from .train import fit, per_class_accuracy, predict
+from .train_config import TrainConfig, differing_settings
 from .transforms import get_augmentation, make_test_transform, make_train_transform
 from .whitening import whiten_first_conv
 
@@ -41,7 +46,7 @@ SEEDS = (0, 1, 2)   # the seeds every published spread is taken over
 class RunResult:
     """What a run leaves behind in memory: the trained network and its measurements."""
 
-    model: nn.Module | None        # None when the run was read from its files (see `finished_run`)
+    model: nn.Module | None        # None when the run was read from its files (see `read_finished_run`)
     history: History
     per_class: np.ndarray          # (num_classes,) accuracy in percent
     predicted: np.ndarray | None   # (N_test,) predicted labels; None when read from the files
@@ -105,7 +110,7 @@ def build_network(config: TrainConfig, num_classes: int, image_size: int,
         if config.freeze_pretrained:
             freeze_all_but_new_layers(model)
         return model, finetuned_kwargs(state["model_name"], state["model_kwargs"], num_classes, image_size)
-    kwargs = {**size_kwargs(config.model, image_size), **config.model_kwargs, "num_classes": num_classes}
+    kwargs = network_kwargs(config, num_classes, image_size)
     model = build_model(config.model, **kwargs)
     if config.whitened_init:
         if train_images is None:
@@ -211,37 +216,38 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
     run name before any work. In smoke mode the run has at most 2 epochs (at most 1 of them at low resolution),
     is not compiled, and its folder is smoke-<run_name>. A second process asking for a run that is being trained
     gets RunBusy at once.
-    With `weights=False` and `resume`, a finished run with the same settings is read from its files (no network,
-    no predictions; see `finished_run`), so its checkpoint is not needed; a finished run asked for with weights
-    but without its checkpoint is trained again (the same seed gives the same numbers on the same CPU kind).
+    What happens to an existing run is `run_state`'s decision: with `weights=False` and `resume`, a finished run
+    with the same settings is read from its files (no network, no predictions), so its checkpoint is not needed;
+    a finished run asked for with weights but without its checkpoint is trained again (the same seed gives the
+    same numbers on the same CPU kind).
     """
-    config = replace(config, model_kwargs=dict(config.model_kwargs),
-                     epochs=by_mode(config.epochs, min(config.epochs, 2)), compile=by_mode(config.compile, False),
-                     low_res_epochs=by_mode(config.low_res_epochs, min(config.low_res_epochs, 1)))
+    config = effective_config(config)
     run_dir = run_folder(run_name) if run_name is not None else None
     device = resolve_device(device)
     train, test, label_key, class_names = load_splits(config.dataset, root)
     config.validate(dataset_size=len(train))
-    if run_dir is not None and resume and not weights:
-        finished = finished_run(run_dir, config, len(class_names), train.images.shape[1])
-        if finished is not None:
-            if progress:
-                print(f"reused runs/{run_dir.name}: {finished.history.epochs} epochs, {finished.test_acc:.2f} %")
-            return finished
     if run_dir is None:
         return _train(config, None, False, device, root, (train, test, label_key, class_names), on_epoch_end,
                       progress)
+    wanted = wanted_config(config, len(class_names), train.images.shape[1])
+    if not weights and run_state(run_dir, wanted, need_weights=False, resume=resume).action == "reuse":
+        finished = read_finished_run(run_dir)
+        if progress:
+            print(f"reused runs/{run_dir.name}: {finished.history.epochs} epochs, {finished.test_acc:.2f} %")
+        return finished
     with RunLock(run_dir.parent, run_dir.name, config.epochs) as lock:
-        folder = training_folder(run_dir, resume)
+        plan = run_state(run_dir, wanted, need_weights=True, resume=resume)   # decided again, under the lock
+        if plan.action == "retrain":
+            shutil.rmtree(plan.folder, ignore_errors=True)
 
         def record_progress(result: FitResult) -> None:
             lock.update(result.history.epochs)
             if on_epoch_end is not None:
                 on_epoch_end(result)
 
-        result = _train(config, folder, resume, device, root, (train, test, label_key, class_names),
-                        record_progress, progress)
-        publish(folder, run_dir)
+        result = _train(config, plan.folder, plan.action in ("reuse", "resume"), device, root,
+                        (train, test, label_key, class_names), record_progress, progress)
+        publish(plan.folder, run_dir)
     result.run_dir = run_dir
     return result
 
@@ -276,22 +282,101 @@ def _train(config: TrainConfig, folder: Path | None, resume: bool, device: torch
                      fitted.epochs_trained, count_parameters(model))
 
 
-def finished_run(run_dir: Path, config: TrainConfig, num_classes: int, image_size: int) -> RunResult | None:
-    """Returns a finished run's result read from its config.json and metrics.json (model, predicted and true are
-    None), or None when the run is not complete or was trained with other settings than `config` (torch.compile
-    aside). A fine-tuned run's network arguments come from its checkpoint, so only its other settings are compared.
+def effective_config(config: TrainConfig) -> TrainConfig:
+    """Returns the config a run actually trains with: a copy, in smoke mode with at most 2 epochs (at most 1 of them
+    at low resolution) and without torch.compile."""
+    return replace(config, model_kwargs=dict(config.model_kwargs), epochs=by_mode(config.epochs, min(config.epochs, 2)),
+                   compile=by_mode(config.compile, False),
+                   low_res_epochs=by_mode(config.low_res_epochs, min(config.low_res_epochs, 1)))
+
+
+def network_kwargs(config: TrainConfig, num_classes: int, image_size: int) -> dict:
+    """Returns the constructor arguments of a network trained from scratch: the size argument for (3, image_size,
+    image_size) images, `config.model_kwargs` and `num_classes`."""
+    return {**size_kwargs(config.model, image_size), **config.model_kwargs, "num_classes": num_classes}
+
+
+def wanted_config(config: TrainConfig, num_classes: int, image_size: int) -> TrainConfig:
+    """Returns `config` as its run's config.json records it: with the complete network arguments (a fine-tuning's
+    come from its start checkpoint and stay as they are)."""
+    if config.init_from:
+        return config
+    return replace(config, model_kwargs=network_kwargs(config, num_classes, image_size))
+
+
+def dataset_shape(dataset: str) -> tuple[int, int]:
+    """Returns (number of classes, image side in pixels) of 'cifar100' (fine labels) or 'stl10' (the five classes)."""
+    spec, label_key = (STL10_5CLASS, "labels") if dataset == "stl10" else (CIFAR100, "fine_labels")
+    return spec.label_files[label_key], spec.image_hw
+
+
+def state_of(run_name: str, config: TrainConfig, need_weights: bool) -> RunPlan:
+    """Returns what `run_experiment(config, run_name, resume=True, weights=need_weights)` will do with the run, without
+    loading any data: `run_state` of its folder (smoke-prefixed in smoke mode) for the config it would train."""
+    config = effective_config(config)
+    return run_state(runs_dir() / run_name_for(run_name), wanted_config(config, *dataset_shape(config.dataset)),
+                     need_weights)
+
+
+@dataclass
+class RunPlan:
+    """What asking for a run does (see `run_state`): the `action` (reuse, resume, retrain or train), the `folder` it
+    trains in (the run's own, or its retrain folder beside it), and the `reason`, for messages and plans."""
+
+    action: str
+    folder: Path
+    reason: str
+
+
+def run_state(run_dir: Path, config: TrainConfig, need_weights: bool = True, resume: bool = True) -> RunPlan:
+    """Decides what asking for the run in `run_dir` with `config` (as `wanted_config` makes it) does. The one place
+    that decides it: `run_experiment`, the main job's plan and Q2's planning all ask it.
+
+    - reuse: finished with these settings, from the start point it has now: read from its files, or from its
+      checkpoint when `need_weights`;
+    - resume: begun with these settings and interrupted (or an interrupted retrain): continues from its checkpoint;
+    - retrain: finished, but with other settings or from another start point, or its weights are needed and its
+      checkpoint is missing, or `resume` is off: trained from scratch in runs/.NAME.retrain, which replaces the
+      finished run only once complete;
+    - train: nothing finished there: trained from scratch in the run's own folder.
+    An interrupted run with other settings is refused (CheckpointError): its progress is never thrown away unasked.
     """
-    if not is_complete(run_dir):
-        return None
+    retrain, checkpoint = retrain_folder(run_dir), run_dir / "checkpoint.pt"
+    if resume and (retrain / "checkpoint.pt").is_file() and not _changes(retrain, config):
+        return RunPlan("resume", retrain, "its retrain was interrupted")
+    if not read_json(run_dir / "config.json"):
+        return RunPlan("train", run_dir, "no run yet")
+    changes = _changes(run_dir, config)
+    if is_complete(run_dir):
+        if changes:
+            return RunPlan("retrain", retrain, f"finished with other settings ({', '.join(changes)})")
+        if not resume:
+            return RunPlan("retrain", retrain, "asked to train again from scratch")
+        if need_weights and not checkpoint.is_file():
+            return RunPlan("retrain", retrain, "its weights are used and its checkpoint is missing")
+        return RunPlan("reuse", run_dir, "finished")
+    if not (resume and checkpoint.is_file()):
+        return RunPlan("train", run_dir, "interrupted before its first checkpoint" if resume else "asked to train "
+                                                                                                 "from scratch")
+    if changes:
+        raise CheckpointError(f"cannot resume from {checkpoint}: its run used different settings "
+                              f"({', '.join(changes)}); use the same settings or a new run name")
+    return RunPlan("resume", run_dir, "interrupted")
+
+
+def _changes(folder: Path, config: TrainConfig) -> list[str]:
+    """Returns what differs between the run in `folder` and `config`: settings, and 'start point' for a fine-tuning
+    whose start was trained again with other numbers since."""
+    changes = differing_settings(TrainConfig.from_dict(read_json(folder / "config.json")), config)
+    if read_json(folder / "metrics.json") and not starts_from_current(folder, config.init_from):
+        changes.append("start point")
+    return changes
+
+
+def read_finished_run(run_dir: Path) -> RunResult:
+    """Returns a finished run's result read from its config.json and metrics.json: no network, predictions or
+    labels (None); its parameter count from a network built from the saved arguments."""
     saved = TrainConfig.from_dict(read_json(run_dir / "config.json"))
-    wanted = replace(config, compile=saved.compile)
-    if not config.init_from:
-        wanted.model_kwargs = {**size_kwargs(config.model, image_size), **config.model_kwargs,
-                               "num_classes": num_classes}
-    if replace(wanted, model_kwargs={}) != replace(saved, model_kwargs={}) or \
-            (not config.init_from and wanted.model_kwargs != saved.model_kwargs) or \
-            not starts_from_current(run_dir, config.init_from):
-        return None
     metrics = read_json(run_dir / "metrics.json")
     network = build_model(saved.model, **saved.model_kwargs)
     if saved.freeze_pretrained:

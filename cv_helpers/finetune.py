@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,11 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from .data import data_name, load_stl10, stl10_source
-from .config import run_name_for, runs_dir
-from .experiment import SEEDS, RunResult, seed_run_name, starts_from_current
+from .config import model_device
+from .experiment import SEEDS, RunResult, seed_run_name, state_of
 from .fast_loader import FastLoader
+from .models import eval_mode
 from .presets import PRESETS, Q2_PRETRAINED_RUN
-from .runs import is_complete
 from .tables import mean_and_spread
 
 FULL_STL10_COUNTS = (2_500, 4_000)    # training and test images of the five classes in the official archive
@@ -56,8 +57,8 @@ def pretrained_runs(strategies: dict[str, str]) -> dict[str, bool]:
     needed = {Q2_PRETRAINED_RUN: True}
     for preset in strategies.values():
         start = PRESETS[preset].init_from
-        folders = [runs_dir() / run_name_for(seed_run_name(preset, seed)) for seed in SEEDS]
-        pending = any(not is_complete(folder) or not starts_from_current(folder, start) for folder in folders)
+        pending = any(state_of(seed_run_name(preset, seed), replace(PRESETS[preset], seed=seed), False).action
+                      != "reuse" for seed in SEEDS)
         needed[start] = needed.get(start, False) or pending
     return needed
 
@@ -66,11 +67,10 @@ def pretrained_runs(strategies: dict[str, str]) -> dict[str, bool]:
 def pooled_features(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Returns the global average of `model.conv_features` per image, (N, channels) float32: what the pretrained
     network itself computes, without any new layer. images: (N, H, W, 3) uint8."""
-    was_training, device = model.training, next(model.parameters()).device
-    model.eval()
-    features = [model.conv_features(x.to(device)).mean(dim=(2, 3)).float().cpu()
-                for x, _ in FastLoader(images, labels, 64)]
-    model.train(was_training)
+    device = model_device(model)
+    with eval_mode(model):
+        features = [model.conv_features(x.to(device)).mean(dim=(2, 3)).float().cpu()
+                    for x, _ in FastLoader(images, labels, 64)]
     return torch.cat(features).numpy()
 
 

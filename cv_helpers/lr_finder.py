@@ -4,18 +4,18 @@ where learning starts, where it is fastest and where it blows up. Nothing is sav
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
-import torch
 from torch import nn
 
 from .config import default_device, seed_everything
-from .errors import ConfigError
+from .errors import ConfigError, TrainingDiverged
 from .experiment import build_network, load_splits, make_loaders
-from .train import TrainConfig, initialize_optimizer
+from .train import initialize_optimizer, train
+from .train_config import TrainConfig
 
 
 @dataclass
@@ -62,29 +62,45 @@ def lr_range_test(config: TrainConfig, low: float = 1e-5, high: float = 1.0, ste
                           f"steps={steps}")
     seed_everything(config.seed)
     device = default_device()
-    train, test, label_key, names = load_splits(config.dataset, root)
-    net, _ = build_network(config, len(names), train.images.shape[1], train.images)
+    train_split, test_split, label_key, names = load_splits(config.dataset, root)
+    net, _ = build_network(config, len(names), train_split.images.shape[1], train_split.images)
     net.to(device)
     optimizer = initialize_optimizer(net, config.optimizer, low, config.momentum, config.weight_decay)
-    loader, _ = make_loaders(config, train, test, label_key, device, root)
-    loss_fn, rates, smoothed, average = nn.CrossEntropyLoss(), [], [], 0.0
+    loader, _ = make_loaders(config, train_split, test_split, label_key, device, root)
+    rates, smoothed, average = [], [], 0.0
+
+    def set_rate(step: int) -> None:
+        rates.append(low * (high / low) ** (step / max(1, steps - 1)))
+        for group in optimizer.param_groups:
+            group["lr"] = rates[-1]
+
+    def record(step: int, loss: float) -> None:
+        nonlocal average
+        average = smoothing * average + (1 - smoothing) * loss
+        smoothed.append(average / (1 - smoothing ** (step + 1)))
+        if smoothed[-1] > blow_up * min(smoothed):
+            raise _BlownUp
+
+    try:
+        train(net, _steps_of(loader, steps), 1, optimizer, nn.CrossEntropyLoss(), before_step=set_rate,
+              after_step=record, verbose=False)
+    except _BlownUp:
+        pass
+    except TrainingDiverged:                 # the loss became NaN or infinite: the last rate has no loss
+        smoothed.append(float("nan"))
+    return RangeTest(np.array(rates), np.array(smoothed))
+
+
+class _BlownUp(Exception):
+    """Ends the range test: the smoothed loss exceeded `blow_up` times its minimum."""
+
+
+def _steps_of(loader: Iterable, steps: int) -> Iterator:
+    """Yields `steps` batches of `loader`, starting a new pass over it whenever one ends."""
     batches = iter(loader)
-    for step in range(steps):
+    for _ in range(steps):
         batch = next(batches, None)
-        if batch is None:                                   # a new pass over the training set
+        if batch is None:
             batches = iter(loader)
             batch = next(batches)
-        images, labels = batch
-        lr = low * (high / low) ** (step / max(1, steps - 1))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss = loss_fn(net(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        average = smoothing * average + (1 - smoothing) * loss.item()
-        rates.append(lr)
-        smoothed.append(average / (1 - smoothing ** (step + 1)))
-        if not math.isfinite(smoothed[-1]) or smoothed[-1] > blow_up * min(smoothed):
-            break
-    return RangeTest(np.array(rates), np.array(smoothed))
+        yield batch

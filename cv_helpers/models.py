@@ -1,16 +1,13 @@
-"""The assignment's networks, the improved nets of the course report's Figures 5 and 6, parameter counting, and the
-fine-tuning surgery that moves a CIFAR-100 network to another input size and class count.
+"""The assignment's networks, the improved nets of the course report's Figures 5 and 6, the Q3 net, parameter
+counting, and the fine-tuning surgery that moves a CIFAR-100 network to another input size and class count.
 
-Every network has `conv_features(x)` (the map fc1 flattens; the input itself for MLPs), `features(x) -> (N, D)`
-(penultimate activations, for t-SNE) and `forward = head(features)`;
-`HEAD` names the final layer, `FIRST_FC` the first fully connected layer, `FLAT_INPUT` says whether the
-constructor takes a flat `input_size` (the MLPs: 3 * H * W) or an `image_size` (the conv nets: H = W), and
-`ANY_SIZE` whether the same network classifies images of any size (global pooling: the Q3 net).
+Every network is a `Network`: the contract below is what fine-tuning, feature extraction and the registry rely on.
 """
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -19,10 +16,52 @@ from torch import nn
 from .errors import ConfigError
 
 
-class TwoLayerNet(nn.Module):
+class Network(nn.Module):
+    """What every network of the workbook provides.
+
+    - `conv_features(x)`: images (N, 3, H, W) -> the map the first fully connected layer flattens (the images
+      themselves for the MLPs; (N, C, 1, 1) after global pooling);
+    - `features(x)`: images -> (N, D), the penultimate activations (t-SNE, k-NN, linear probes);
+    - `forward(x)`: images -> logits (N, classes), the layer named `HEAD` applied to `features(x)`.
+
+    Class attributes: `HEAD` names the final layer (a new one replaces it for another class count), `FIRST_FC` the
+    first fully connected layer (resized for another image size; the head itself after global pooling),
+    `FLAT_INPUT` says whether the constructor takes a flat `input_size` (3 * H * W, the MLPs) or an `image_size`
+    (H = W, the conv nets), and `ANY_SIZE` whether one network classifies images of any size (global pooling).
+    Every constructor takes `num_classes` and its size argument as keywords.
+    """
+
+    HEAD: str
+    FIRST_FC: str
+    FLAT_INPUT: bool
+    ANY_SIZE: bool = False
+
+    def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self, self.HEAD)(self.features(x))
+
+
+@contextmanager
+def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
+    """Puts `net` in evaluation mode (BatchNorm running statistics, no dropout) for a `with` block and restores
+    the mode it had afterwards, also when the block raises."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
+
+
+class TwoLayerNet(Network):
     """The assignment's MLP: x (N, 3, H, W) -> flatten -> fc1 -> ReLU -> fc2 -> logits (N, num_classes)."""
 
-    HEAD, FIRST_FC, FLAT_INPUT, ANY_SIZE = "fc2", "fc1", True, False
+    HEAD, FIRST_FC, FLAT_INPUT = "fc2", "fc1", True
 
     def __init__(self, input_size: int = 3 * 32 * 32, hidden_size: int = 64, num_classes: int = 100) -> None:
         super().__init__()
@@ -35,15 +74,13 @@ class TwoLayerNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.fc1(x.flatten(1)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.features(x))
 
 
-class FourLayerNet(nn.Module):
+class FourLayerNet(Network):
     """The course report's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 -> classes), ReLU
     between."""
 
-    HEAD, FIRST_FC, FLAT_INPUT, ANY_SIZE = "fc4", "fc1", True, False
+    HEAD, FIRST_FC, FLAT_INPUT = "fc4", "fc1", True
 
     def __init__(self, input_size: int = 3 * 32 * 32, hidden_size: int = 128, num_classes: int = 100) -> None:
         super().__init__()
@@ -59,17 +96,15 @@ class FourLayerNet(nn.Module):
         x = F.relu(self.fc1(x.flatten(1)))
         return F.relu(self.fc3(F.relu(self.fc2(x))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc4(self.features(x))
 
 
-class ConvNet(nn.Module):
+class ConvNet(Network):
     """The course report's Figure 2: LeNet-5 with ReLU and average pooling.
 
     (N, 3, 32, 32) -> conv1 5x5 (6) -> pool -> conv2 5x5 (16) -> pool -> fc1 400->120 -> fc2 120->84 -> fc3 84->100.
     """
 
-    HEAD, FIRST_FC, FLAT_INPUT, ANY_SIZE = "fc3", "fc1", False, False
+    HEAD, FIRST_FC, FLAT_INPUT = "fc3", "fc1", False
 
     def __init__(self, num_classes: int = 100, image_size: int = 32) -> None:
         super().__init__()
@@ -89,18 +124,16 @@ class ConvNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.fc2(F.relu(self.fc1(self.conv_features(x).flatten(1)))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc3(self.features(x))
 
 
-class ConvNetBN(nn.Module):
+class ConvNetBN(Network):
     """The course report's Figure 6: two 3x3 conv + BatchNorm + ReLU blocks, one AvgPool2d module applied after each.
 
     (N, 3, 32, 32) -> 64 ch -> pool -> 128 ch -> pool (128 x 8 x 8 = 8192) -> fc1 512 -> fc2 classes.
     At 96x96 input fc1 takes 128 x 24 x 24 = 73,728 inputs.
     """
 
-    HEAD, FIRST_FC, FLAT_INPUT, ANY_SIZE = "fc2", "fc1", False, False
+    HEAD, FIRST_FC, FLAT_INPUT = "fc2", "fc1", False
 
     def __init__(self, num_classes: int = 100, image_size: int = 32, kernel_size: int = 3,
                  pooling: type[nn.Module] = nn.AvgPool2d) -> None:
@@ -120,8 +153,6 @@ class ConvNetBN(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.fc1(self.conv_features(x).flatten(1)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.features(x))
 
 
 class ConvNetBN5Max(ConvNetBN):
@@ -149,7 +180,7 @@ class Residual(nn.Module):
         return x + self.block(x)
 
 
-class ResConvNet5(nn.Module):
+class ResConvNet5(Network):
     """The Q3 net: five 3x3 conv + BatchNorm + ReLU layers (the assignment's two plus the three extra the course
     allows), two of them with identity shortcuts, max-pooling between stages and global max-pooling at the end.
 
@@ -178,8 +209,6 @@ class ResConvNet5(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_features(x).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -229,12 +258,10 @@ def layer_table(model: nn.Module, image_size: int = 32) -> list[tuple[str, str, 
                              0 if name in seen else count_parameters(module)))
                 seen.add(name)
             hooks.append(module.register_forward_hook(record))
-    was_training = model.training
-    model.eval()
     try:
-        model(torch.zeros(1, 3, image_size, image_size))
+        with eval_mode(model):
+            model(torch.zeros(1, 3, image_size, image_size))
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return rows
@@ -277,12 +304,8 @@ def freeze_all_but_new_layers(model: nn.Module) -> int:
 
 def flattened_size(model: nn.Module, image_size: int) -> int:
     """Returns how many inputs fc1 sees for one (3, image_size, image_size) image."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        size = model.conv_features(torch.zeros(1, 3, image_size, image_size)).flatten(1).shape[1]
-    model.train(was_training)
-    return size
+    with eval_mode(model), torch.no_grad():
+        return model.conv_features(torch.zeros(1, 3, image_size, image_size)).flatten(1).shape[1]
 
 
 def finetuned_kwargs(model_name: str, kwargs: dict, num_classes: int, image_size: int) -> dict:

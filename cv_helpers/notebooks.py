@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from queue import Empty
 from typing import Iterator
@@ -13,13 +15,13 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
 from .config import REPO_ROOT, mode_name, report_dir, run_name_for, runs_dir
-from .errors import ConfigError, DataError
-from .experiment import SEEDS, preset_of, seed_run_name, starts_from_current
+from .errors import CheckpointError, ConfigError, DataError
+from .experiment import SEEDS, preset_of, seed_run_name, state_of
 from .files import read_json, write_text
 from .finetune import FULL_FINE_TUNING, TRAINING_STRATEGIES, pretrained_runs, training_strategies
-from .presets import PRESETS
-from .runs import is_complete
-from .sweep import FIGURE6_SWEEP, MLP_SWEEP
+from .presets import PRESETS, get_preset
+from .sweep import FIGURE6_SWEEP, MLP_SWEEP, REPORT_SWEEPS
+from .train_config import TrainConfig
 from .tables import save_table
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -88,28 +90,42 @@ def weight_runs() -> set[str]:
     return {"q1.3-mlp", "q1.3-convnet", strategies[FULL_FINE_TUNING], *pretrained}
 
 
+def planned_config(run_name: str) -> TrainConfig:
+    """Returns the settings a notebook asks for the run `run_name` with: a sweep's run, or a preset's (seed N for
+    NAME-seedN)."""
+    for sweep in REPORT_SWEEPS:
+        if run_name in sweep.configs():
+            return sweep.configs()[run_name]
+    seed = re.search(r"-seed(\d+)$", run_name)
+    return replace(get_preset(preset_of(run_name)), seed=int(seed.group(1)) if seed else 0)
+
+
 def training_plan(stems: list[str]) -> str:
-    """Returns what running these notebooks will train (runs not complete, and runs whose weights are used but
-    whose checkpoint is missing) and reuse, with the time each training took when its metrics.json was made."""
-    runs = runs_dir()
+    """Returns what running these notebooks will train and reuse, as `run_state` decides it for each run (the
+    notebooks' calls ask the same function), with the time each training took when its metrics.json was made."""
     planned = list(dict.fromkeys(name for stem, names in notebook_runs().items() if stem in stems for name in names))
     weights = weight_runs()
-    folder = {name: runs / run_name_for(name) for name in planned}
-    to_train = [name for name in planned if not is_complete(folder[name])
-                or not starts_from_current(folder[name], _start_of(name))
-                or (name in weights and not (folder[name] / "checkpoint.pt").is_file())]
-    lines, total = [], 0.0
-    for name in to_train:
-        metrics = read_json(folder[name] / "metrics.json")
+    lines, total, reused, to_train = [], 0.0, 0, set()
+    for name in planned:
+        try:
+            plan = state_of(name, planned_config(name), name in weights)
+        except CheckpointError as err:
+            lines.append(f"  refused {name}: {err}")
+            continue
+        if plan.action == "reuse":
+            reused += 1
+            continue
+        to_train.add(name)
+        metrics = read_json(runs_dir() / run_name_for(name) / "metrics.json")
         if "train_seconds" in metrics:
             total += metrics["train_seconds"] / 60
-            lines.append(f"  train {name}: about {metrics['train_seconds'] / 60:.1f} min (last time, on "
-                         f"{metrics.get('device', 'an unknown device')})")
+            lines.append(f"  {plan.action} {name} ({plan.reason}): about {metrics['train_seconds'] / 60:.1f} min "
+                         f"(last time, on {metrics.get('device', 'an unknown device')})")
         else:
-            lines.append(f"  train {name}: no earlier run, time unknown")
-    head = (f"{len(to_train)} runs to train, about {total:.0f} min from the committed run times; "
-            f"{len(planned) - len(to_train)} finished runs are reused")
-    starts = {_start_of(name) for name in planned} & set(to_train)
+            lines.append(f"  {plan.action} {name} ({plan.reason}): time unknown")
+    head = (f"{len(planned) - reused} runs to train, about {total:.0f} min from the committed run times; "
+            f"{reused} finished runs are reused")
+    starts = {_start_of(name) for name in planned} & to_train
     if starts:
         lines.append(f"  then, if {', '.join(sorted(starts))} comes out different from its committed run (another CPU "
                      "kind, changed code), the runs fine-tuned from it train again")

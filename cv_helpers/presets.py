@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .train import TrainConfig
+from .train_config import TrainConfig
 from .validation import check_choice
 
 Q2_PRETRAINED_RUN = "q1.4-convnet"        # the CIFAR-100 run whose checkpoint the report's Q2 protocol fine-tunes

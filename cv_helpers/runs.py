@@ -20,7 +20,9 @@ from pathlib import Path
 from .config import run_name_for, runs_dir
 from .errors import WorkbookError
 from .files import read_json, write_json
-from .train import FitResult, TrainConfig, per_class_accuracy
+from .history import FitResult
+from .train import per_class_accuracy
+from .train_config import TrainConfig
 from .validation import check_name
 
 LOCKS = ".locks"
@@ -129,18 +131,6 @@ def is_complete(run_dir: Path) -> bool:
     """Returns True when run_dir holds the metrics of all the epochs its config.json asks for."""
     config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
     return bool(config) and len(metrics.get("history", {}).get("test_acc", [])) == config.get("epochs")
-
-
-def training_folder(run_dir: Path, resume: bool) -> Path:
-    """Returns the folder to train in: the run itself, or its retrain folder when a complete result would
-    otherwise be replaced epoch by epoch (a retrain from scratch, or a finished run without its checkpoint)."""
-    retrain = retrain_folder(run_dir)
-    if resume and (retrain / "checkpoint.pt").is_file():
-        return retrain
-    if resume and (run_dir / "checkpoint.pt").is_file():
-        return run_dir
-    shutil.rmtree(retrain, ignore_errors=True)
-    return retrain if is_complete(run_dir) else run_dir
 
 
 def publish(folder: Path, run_dir: Path) -> None:

@@ -16,7 +16,8 @@ from typing import Sequence
 from .errors import TrainingDiverged
 from .experiment import run_experiment
 from .presets import PRESETS
-from .train import TrainConfig, run_status
+from .history import run_status
+from .train_config import TrainConfig
 
 FAILED = ("worse", "diverged", "at chance")     # verdicts of a change that did worse than the base
 
@@ -40,8 +41,12 @@ class Sweep:
     grid: dict[str, Sequence]
     claims: tuple[Claim, ...]
 
+    def configs(self) -> dict[str, TrainConfig]:
+        """Returns run name -> config of every run of the sweep (see `one_at_a_time`)."""
+        return {f"{self.prefix}-{label}": config for label, config in one_at_a_time(self.base, self.grid)}
+
     def run_names(self) -> list[str]:
-        return [f"{self.prefix}-{label}" for label, _ in one_at_a_time(self.base, self.grid)]
+        return list(self.configs())
 
 
 # The settings the course report tried by hand for its Figure 6 ConvNet (Q1.4, Table 1 and the text beside it),
@@ -109,11 +114,11 @@ def run_sweep(sweep: Sweep, progress: bool = False) -> list[dict]:
     """Trains (or reuses) every configuration of `one_at_a_time`; returns one row per run with its status: 'ok',
     'diverged' (NaN loss, or a loss that rose), or 'at chance' (see `run_status`), and its verdict."""
     rows = []
-    for label, config in one_at_a_time(sweep.base, sweep.grid):
+    for run_name, config in sweep.configs().items():
+        label = run_name.removeprefix(f"{sweep.prefix}-")
         row = {"change": label}
         try:
-            result = run_experiment(config, f"{sweep.prefix}-{label}", resume=True, progress=progress,
-                                    weights=False)
+            result = run_experiment(config, run_name, resume=True, progress=progress, weights=False)
             row.update(test_acc=result.test_acc, train_loss=result.history.train_loss[-1],
                        seconds=sum(result.history.seconds),
                        status=run_status(result.history, len(result.class_names)))

@@ -22,7 +22,8 @@ from .errors import ConfigError, TrainingDiverged
 from .experiment import run_experiment
 from .models import MODELS, has_hidden_size
 from .tables import save_table
-from .train import OPTIMIZERS, FitResult, TrainConfig, run_status
+from .history import FitResult, run_status
+from .train_config import OPTIMIZERS, TrainConfig
 from .transforms import AUGMENTATIONS
 from .validation import check_choice, check_name
 from .viz import plot_importances, plot_trial_curves, plot_trial_history, save_figure

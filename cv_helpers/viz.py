@@ -16,9 +16,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.manifold import TSNE
 
-from .config import mode_name, report_dir
+from .config import mode_name, model_device, report_dir
 from .files import write_atomically
-from .train import History
+from .history import History
+from .models import eval_mode
 from .transforms import unnormalize
 
 
@@ -229,13 +230,11 @@ def plot_importances(importances: dict[str, float], complete: int) -> Figure:
 @torch.no_grad()
 def extract_features(model: torch.nn.Module, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
     """Returns (penultimate features (N, D) float32, labels (N,)) of `model.features` in eval mode."""
-    device, was_training = next(model.parameters()).device, model.training
-    model.eval()
-    features, labels = [], []
-    for images, targets in loader:
-        features.append(model.features(images.to(device)).float().cpu())
-        labels.append(torch.as_tensor(targets).cpu())
-    model.train(was_training)
+    device, features, labels = model_device(model), [], []
+    with eval_mode(model):
+        for images, targets in loader:
+            features.append(model.features(images.to(device)).float().cpu())
+            labels.append(torch.as_tensor(targets).cpu())
     return torch.cat(features).numpy(), torch.cat(labels).numpy()
 
 

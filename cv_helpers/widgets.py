@@ -9,7 +9,8 @@ from .config import by_mode
 from .errors import WorkbookError
 from .experiment import run_experiment
 from .models import MODELS
-from .train import OPTIMIZERS, FitResult, History, TrainConfig
+from .history import FitResult, History
+from .train_config import OPTIMIZERS, TrainConfig
 from .transforms import AUGMENTATIONS
 from .viz import plot_history
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cv_helpers.cli import main
+from cv_helpers.cli import TRAIN_FLAGS, build_parser, main
+from cv_helpers.models import MODELS
+from cv_helpers.presets import PRESETS
+from cv_helpers.train_config import OPTIMIZERS, TrainConfig
+from cv_helpers.transforms import AUGMENTATIONS
 
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -132,3 +137,21 @@ def test_sigterm_mid_run_then_resume_ends_like_an_uninterrupted_run(child_env):
     assert resumed_history == straight_history
     for name, value in straight_weights.items():
         assert torch.equal(value, resumed_weights[name]), name
+
+
+def test_train_help_explains_every_flag_with_its_choices_and_default_and_lists_every_preset(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())                       # unwrapped
+    choices = {"optimizer": OPTIMIZERS, "augmentation": AUGMENTATIONS, "model": MODELS}
+    for flag in TRAIN_FLAGS:
+        default = f"(default: {getattr(TrainConfig(), flag)!r}, or the preset's)"
+        listed = f"one of {', '.join(choices[flag])} " if flag in choices else ""
+        assert re.search(rf"--{flag.replace('_', '-')} {flag.upper()}[ ,].*?{re.escape(listed + default)}", text), flag
+    presets = text[text.index("presets (--preset NAME"):]
+    assert set(PRESETS) <= set(re.split(r"[ ,]+", presets))
+
+
+def test_a_renamed_flag_keeps_its_old_name():
+    args = build_parser().parse_args(["train", "--transform", "none"])
+    assert args.augmentation == "none"

@@ -10,7 +10,7 @@ import torch
 from cv_helpers.checkpoint import save_checkpoint
 from cv_helpers.errors import CheckpointError, ConfigError
 from cv_helpers.experiment import build_network, evaluate_run, run_experiment
-from cv_helpers.presets import get_preset
+from cv_helpers.presets import PRESETS, get_preset
 from cv_helpers.models import ConvNetBN
 from cv_helpers.train import TrainConfig
 
@@ -153,3 +153,22 @@ def test_a_fine_tuned_run_is_reused_only_while_its_start_point_has_the_weights_i
                    progress=False)                                            # the start point, trained anew
     again = run_experiment(config, "tuned", resume=True, progress=False, weights=False)
     assert again.model is not None and again.epochs_trained == 1              # fine-tuned again from the new weights
+
+
+def test_after_a_preset_is_edited_the_plan_and_the_notebooks_call_agree_to_train_it_again(tmp_path, monkeypatch):
+    from cv_helpers.notebooks import training_plan
+
+    monkeypatch.setenv("CV_HELPERS_RUNS", str(tmp_path))
+
+    def planned() -> list[str]:
+        return [line for line in training_plan(["Q1_2-3_baseline_training"]).splitlines() if " q1.3-mlp (" in line]
+
+    assert planned() == ["  train q1.3-mlp (no run yet): time unknown"]
+    first = run_experiment(get_preset("q1.3-mlp"), "q1.3-mlp", resume=True, weights=False, progress=False)
+    assert first.epochs_trained > 0 and planned() == []                          # finished: the plan reuses it
+    assert run_experiment(get_preset("q1.3-mlp"), "q1.3-mlp", resume=True, weights=False).epochs_trained == 0
+    monkeypatch.setitem(PRESETS, "q1.3-mlp", replace(PRESETS["q1.3-mlp"], lr=2e-3))      # the preset is edited
+    assert planned()[0].startswith("  retrain q1.3-mlp (finished with other settings (lr)): about ")
+    again = run_experiment(get_preset("q1.3-mlp"), "q1.3-mlp", resume=True, weights=False, progress=False)
+    assert again.epochs_trained > 0 and again.config.lr == 2e-3
+    assert json.loads((first.run_dir / "config.json").read_text())["lr"] == 2e-3 and planned() == []

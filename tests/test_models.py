@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, ResConvNet5, TwoLayerNet,
-                               adapt_for_finetuning, build_model, count_parameters, layer_table, model_name_of)
+from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, Network, TwoLayerNet,
+                               adapt_for_finetuning, build_model, count_parameters, eval_mode, flattened_size,
+                               layer_table, model_name_of, size_kwargs)
 from cv_helpers.presets import PRESETS
 
 
@@ -36,12 +37,32 @@ def test_figure_5_and_6_nets():
     assert [name for name, _ in conv.named_children()].count("pool") == 1
 
 
-@pytest.mark.parametrize("net, side", [(TwoLayerNet(), 32), (FourLayerNet(), 32), (ConvNet(), 32),
-                                        (ConvNetBN(), 32), (ResConvNet5(), 32), (ResConvNet5(), 96)])
-def test_forward_gives_logits_and_features(net, side):
-    x = torch.randn(5, 3, side, side)
-    assert net(x).shape == (5, 100)
-    assert net.features(x).shape[0] == 5
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("side", [32, 96])
+def test_every_registered_network_keeps_the_model_contract(name, side):
+    cls = MODELS[name]
+    assert issubclass(cls, Network)
+    net = build_model(name, num_classes=7, **size_kwargs(name, side))
+    head, first_fc = getattr(net, cls.HEAD), getattr(net, cls.FIRST_FC)
+    assert isinstance(head, torch.nn.Linear) and isinstance(first_fc, torch.nn.Linear) and head.out_features == 7
+    x = torch.randn(2, 3, side, side)
+    features = net.features(x)
+    assert net(x).shape == (2, 7) and features.shape == (2, head.in_features)
+    assert net.conv_features(x).flatten(1).shape[1] == first_fc.in_features == flattened_size(net, side)
+    if cls.ANY_SIZE:                                     # global pooling: the 32 px network takes 96 px images
+        assert build_model(name)(x).shape == (2, 100)
+
+
+def test_eval_mode_restores_the_mode_the_network_had_even_after_an_error():
+    net = ConvNetBN()
+    with eval_mode(net):
+        assert not net.training and not net.bn1.training
+    assert net.training and net.bn1.training
+    net.eval()
+    with pytest.raises(RuntimeError), eval_mode(net):
+        net.train()
+        raise RuntimeError("inside")
+    assert not net.training
 
 
 def test_finetuning_surgery_for_96px_figure_6():

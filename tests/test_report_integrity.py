@@ -9,7 +9,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -76,12 +76,17 @@ def test_results_tables_and_report_are_what_report_tables_builds_from_the_commit
 
 
 def _finished(runs: Path, name: str, seconds: float = 1.0, **metrics) -> Path:
-    """Writes a complete one-epoch run folder `name` (smoke-prefixed in smoke mode) under `runs`."""
+    """Writes a complete run folder `name` (smoke-prefixed in smoke mode) under `runs`, with the settings its
+    notebook asks for."""
+    from cv_helpers.experiment import dataset_shape, effective_config, wanted_config
+    from cv_helpers.notebooks import planned_config
+
+    config = effective_config(planned_config(name))
     folder = runs / run_name_for(name)
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"epochs": 1}))
-    (folder / "metrics.json").write_text(json.dumps({"history": {"test_acc": [20.0]}, "train_seconds": seconds,
-                                                     "device": "cpu (x)", **metrics}))
+    (folder / "config.json").write_text(json.dumps(asdict(wanted_config(config, *dataset_shape(config.dataset)))))
+    (folder / "metrics.json").write_text(json.dumps({"history": {"test_acc": [20.0] * config.epochs},
+                                                     "train_seconds": seconds, "device": "cpu (x)", **metrics}))
     return folder
 
 
@@ -96,8 +101,9 @@ def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_p
     # q1.3-mlp is finished, but the notebook uses its weights and its checkpoint is missing; q1.3-mlp-seed1 is
     # finished and only its numbers are used; q1.3-convnet is finished with its checkpoint
     assert plan[:2] == ["4 runs to train, about 0 min from the committed run times; 2 finished runs are reused",
-                        "  train q1.3-mlp: about 0.5 min (last time, on cpu (x))"]
-    assert "  train q1.3-convnet-seed1: no earlier run, time unknown" in plan and len(plan) == 5
+                        "  retrain q1.3-mlp (its weights are used and its checkpoint is missing): about 0.5 min (last "
+                        "time, on cpu (x))"]
+    assert "  train q1.3-convnet-seed1 (no run yet): time unknown" in plan and len(plan) == 5
     assert not any("q1.3-mlp-seed1" in line for line in plan)
 
 
@@ -115,10 +121,12 @@ def test_the_q2_start_points_are_trained_only_where_their_weights_are_used(tmp_p
     assert pretrained_runs(strategies) == {"q1.4-convnet": True, "q3-best": False}
     assert not any("q2-sample-plus" in line for line in training_plan(["Q2_stl10_finetuning_tsne"]).splitlines())
     metrics = json.loads((q3 / "metrics.json").read_text())
-    (q3 / "metrics.json").write_text(json.dumps({**metrics, "history": {"test_acc": [20.5]}}))   # q3-best retrained
+    retrained = [accuracy + 0.5 for accuracy in metrics["history"]["test_acc"]]
+    (q3 / "metrics.json").write_text(json.dumps({**metrics, "history": {"test_acc": retrained}}))   # q3-best retrained
     assert pretrained_runs(strategies) == {"q1.4-convnet": True, "q3-best": True}
     plan = training_plan(["Q2_stl10_finetuning_tsne"]).splitlines()
-    assert "  train q2-sample-plus-seed2: about 0.0 min (last time, on cpu (x))" in plan
+    assert "  retrain q2-sample-plus-seed2 (finished with other settings (start point)): about 0.0 min (last time, " \
+           "on cpu (x))" in plan
     assert plan[-1].startswith("  then, if q1.4-convnet, q3-best comes out different from its committed run")
 
 

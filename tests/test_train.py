@@ -262,7 +262,7 @@ def test_the_loader_resizes_a_batch_only_when_told():
 
 
 def test_minutes_to_accuracy_counts_to_the_end_of_the_first_epoch_that_reached_the_target():
-    from cv_helpers.train import History, minutes_to_accuracy
+    from cv_helpers.history import History, minutes_to_accuracy
 
     history = History(test_acc=[40.0, 57.0, 55.0, 71.0], seconds=[60.0, 120.0, 60.0, 60.0])
     assert minutes_to_accuracy(history, 56.0) == pytest.approx(3.0)

@@ -7,7 +7,7 @@ from matplotlib import pyplot as plt
 
 from cv_helpers.data import CIFAR100_loader
 from cv_helpers.lr_finder import RangeTest
-from cv_helpers.train import History
+from cv_helpers.history import History
 from cv_helpers.transforms import make_test_transform
 from cv_helpers.viz import (NETWORK_COLOURS, plot_accuracy_against_time, plot_confusion_matrix, plot_embedding,
                             plot_history, plot_per_class_accuracy, plot_range_tests, plot_trial_curves,
