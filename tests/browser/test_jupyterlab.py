@@ -25,7 +25,7 @@ from typing import Iterator
 import nbformat
 import pytest
 
-from cv_helpers.config import REPO_ROOT
+from cv_helpers.config import REPO_ROOT, runs_dir
 
 CHROMIUM = Path(os.environ.get("CV_HELPERS_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = Path(os.environ.get("CV_HELPERS_BROWSER_SHOTS", REPO_ROOT / "smoke" / "browser"))
@@ -48,7 +48,7 @@ def _free_port() -> int:
 
 @dataclass
 class Lab:
-    """A running JupyterLab: `url` (a notebook's page: url.format(name)) and `root` (its notebooks/ and runs/)."""
+    """A running JupyterLab: `url` (a notebook's page: url.format(name)) and `root` (its notebooks/ and report/)."""
 
     url: str
     root: Path
@@ -61,7 +61,9 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     shutil.copytree(REPO_ROOT / "notebooks", root / "notebooks")
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}       # the inline backend, as for a student
-    env.update(CV_HELPERS_RUNS=str(root / "runs"), CV_HELPERS_REPORT=str(root / "report"))   # its own results
+    # The session's private runs folder (conftest), so the notebooks' nbval tests reuse the smoke runs trained here;
+    # its own report folder.
+    env["CV_HELPERS_REPORT"] = str(root / "report")
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(root / "workspaces")
     env["JUPYTERLAB_SETTINGS_DIR"] = str(root / "settings")               # fresh settings, no news pop-up
     news = root / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -227,7 +229,7 @@ def test_the_training_panel_trains_with_the_settings_set_in_the_page_and_refuses
         expect(panel.get_by_text(re.compile(r"^training:"))).to_be_visible()
         expect(panel.locator(".jp-OutputArea-output img").first).to_be_visible()        # the redrawn curves
     with step(page, "the settings chosen in the page are the run's settings"):
-        saved = json.loads((page.lab_root / "runs" / "smoke-panel-adam" / "config.json").read_text())
+        saved = json.loads((runs_dir() / "smoke-panel-adam" / "config.json").read_text())
         assert (saved["optimizer"], saved["epochs"]) == ("adam", 2), saved
     with step(page, "a run name outside the runs folder is refused with one line"):
         _widget(page, "save as run").locator("input").fill("../escape")
