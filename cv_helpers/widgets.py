@@ -1,6 +1,8 @@
 """The Q1.4 tuning panel: sliders and dropdowns around `run_experiment`, with a Train button and live curves."""
 from __future__ import annotations
 
+import threading
+
 import ipywidgets as widgets
 from IPython.display import display
 from matplotlib import pyplot as plt
@@ -49,9 +51,13 @@ def train_and_plot(model: str, optimizer: str, lr: float, batch_size: int, epoch
 
 
 def make_training_ui() -> widgets.interactive:
-    """Returns the panel; press Train (or call `.update()`) to train with the chosen settings."""
+    """Returns the panel; press Train (or call `.update()`) to train with the chosen settings.
+
+    Only Train trains: ipywidgets' manual mode would also train when the run-name box loses focus (so typing a name
+    and pressing Train trained twice), and a press that reaches the kernel while the panel trains is ignored (the
+    kernel can deliver it on another thread; the button is disabled meanwhile anyway)."""
     style = {"description_width": "110px"}
-    return widgets.interactive(
+    panel = widgets.interactive(
         train_and_plot, {"manual": True, "manual_name": "Train"},
         model=widgets.Dropdown(options=list(MODELS), value="convnet", description="model", style=style),
         optimizer=widgets.Dropdown(options=list(OPTIMIZERS), value="sgd", description="optimizer", style=style),
@@ -66,3 +72,18 @@ def make_training_ui() -> widgets.interactive:
                                       style=style),
         run_name=widgets.Text(value="", placeholder="empty: not saved", description="save as run", style=style),
     )
+    for widget in panel.kwargs_widgets:
+        if isinstance(widget, widgets.Text):
+            widget.unobserve(panel.update, names="value")
+    training = threading.Lock()
+
+    def press(button: widgets.Button) -> None:
+        if training.acquire(blocking=False):
+            try:
+                panel.update()
+            finally:
+                training.release()
+
+    panel.manual_button.on_click(panel.update, remove=True)
+    panel.manual_button.on_click(press)
+    return panel

@@ -105,5 +105,5 @@ def test_resuming_with_other_settings_is_refused_and_keeps_the_checkpoint(tmp_pa
     name = next(iter(changed))
     with pytest.raises(CheckpointError, match=rf"its run used different settings \({name}\); use the same settings "
                                               "or a new run name"):
-        fit(_network(), TRAIN, TEST, replace(CONFIG, **changed), run_dir=tmp_path, resume=True, progress=False)
+        fit(_network(), TRAIN, TEST, replace(one_epoch, **changed), run_dir=tmp_path, resume=True, progress=False)
     assert (tmp_path / "checkpoint.pt").read_bytes() == saved

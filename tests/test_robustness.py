@@ -7,9 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cv_helpers.config import seed_everything
+from cv_helpers.config import run_name_for, runs_dir, seed_everything
 from cv_helpers.data import CIFAR100_loader, STL10_Dataset
 from cv_helpers.errors import WorkbookError
+from cv_helpers.history import History
 from cv_helpers.train import TrainConfig
 from cv_helpers.transforms import AUGMENTATIONS, make_train_transform
 from cv_helpers.viz import save_figure
@@ -34,6 +35,19 @@ def test_widget_panel_offers_every_knob_and_a_train_button():
     assert names[:8] == ["model", "optimizer", "learning rate", "batch size", "epochs", "weight decay", "momentum",
                          "augmentation"]
     assert ui.manual_button.description == "Train"
+
+
+def test_only_the_train_button_trains_and_one_press_trains_once(data_root, capsys):
+    ui = make_training_ui()
+    settings = {"model": "mlp", "epochs": 1, "batch_size": 128}
+    for child in ui.kwargs_widgets:
+        child.value = settings.get(child._kwarg, child.value)
+    run_name = next(child for child in ui.kwargs_widgets if child._kwarg == "run_name")
+    run_name.value = "typed-name"                           # the box losing focus in the page sends this
+    assert ui.result is None                                # nothing trained
+    ui.manual_button.click()
+    assert isinstance(ui.result, History) and ui.result.epochs == 1
+    assert (runs_dir() / run_name_for("typed-name") / "metrics.json").is_file()
 
 
 def test_seed_everything_repeats_the_same_numbers():

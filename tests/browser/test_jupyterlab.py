@@ -146,11 +146,20 @@ def run_all_cells(page: Page) -> None:
 
 
 def run_first_cells(page: Page, count: int) -> None:
-    """Selects the first cell and runs `count` cells with Shift+Enter."""
-    page.locator(".jp-Cell").first.click(position={"x": 5, "y": 5})
-    page.keyboard.press("Escape")
-    for _ in range(count):
-        page.keyboard.press("Shift+Enter")
+    """Selects the first cell and runs `count` cells with Shift+Enter, again until the last of them (a code cell) is
+    queued or has run (a kernel still starting can lose the first requests, as with `run_all_cells`)."""
+    last_prompt = page.locator(".jp-Cell").nth(count - 1).locator(".jp-InputPrompt")
+    for _ in range(6):
+        page.locator(".jp-Cell").first.click(position={"x": 5, "y": 5})
+        page.keyboard.press("Escape")
+        for _ in range(count):
+            page.keyboard.press("Shift+Enter")
+        try:
+            expect(last_prompt).not_to_have_text(re.compile(r"^\s*\[ \]:\s*$"), timeout=30_000)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"Shift+Enter ran no cell in six tries over 3 minutes (cell {count} stays [ ])")
 
 
 def assert_widgets_rendered(page: Page, expected: int) -> None:
