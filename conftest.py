@@ -70,7 +70,9 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_WORK, ignore_errors=True)
     changed = changed_files(session.config.guarded_digest, digest())
     if changed:
-        session.config.get_terminal_writer().line(
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(
             f"FAILED: the test session changed {len(changed)} file(s) under report/ or runs/, which tests must never "
             f"touch: {', '.join(changed[:10])}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
