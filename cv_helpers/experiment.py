@@ -229,7 +229,7 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
     if run_dir is None:
         return _train(config, None, False, device, root, (train, test, label_key, class_names), on_epoch_end,
                       progress)
-    wanted = wanted_config(config, len(class_names), train.images.shape[1])
+    wanted = recorded_config(config)
     if not weights and run_state(run_dir, wanted, need_weights=False, resume=resume).action == "reuse":
         finished = read_finished_run(run_dir)
         if progress:
@@ -296,26 +296,26 @@ def network_kwargs(config: TrainConfig, num_classes: int, image_size: int) -> di
     return {**size_kwargs(config.model, image_size), **config.model_kwargs, "num_classes": num_classes}
 
 
-def wanted_config(config: TrainConfig, num_classes: int, image_size: int) -> TrainConfig:
-    """Returns `config` as its run's config.json records it: with the complete network arguments (a fine-tuning's
-    come from its start checkpoint and stay as they are)."""
-    if config.init_from:
-        return config
-    return replace(config, model_kwargs=network_kwargs(config, num_classes, image_size))
-
-
 def dataset_shape(dataset: str) -> tuple[int, int]:
     """Returns (number of classes, image side in pixels) of 'cifar100' (fine labels) or 'stl10' (the five classes)."""
     spec, label_key = (STL10_5CLASS, "labels") if dataset == "stl10" else (CIFAR100, "fine_labels")
     return spec.label_files[label_key], spec.image_hw
 
 
+def recorded_config(config: TrainConfig) -> TrainConfig:
+    """Returns the config a run of `config` records in its config.json: as it trains (`effective_config`), with the
+    complete network arguments for its dataset (a fine-tuning's come from its start checkpoint and stay as they
+    are). What `run_state` compares a saved run with."""
+    config = effective_config(config)
+    if config.init_from:
+        return config
+    return replace(config, model_kwargs=network_kwargs(config, *dataset_shape(config.dataset)))
+
+
 def state_of(run_name: str, config: TrainConfig, need_weights: bool) -> RunPlan:
     """Returns what `run_experiment(config, run_name, resume=True, weights=need_weights)` will do with the run, without
-    loading any data: `run_state` of its folder (smoke-prefixed in smoke mode) for the config it would train."""
-    config = effective_config(config)
-    return run_state(runs_dir() / run_name_for(run_name), wanted_config(config, *dataset_shape(config.dataset)),
-                     need_weights)
+    loading any data: `run_state` of its folder (smoke-prefixed in smoke mode)."""
+    return run_state(runs_dir() / run_name_for(run_name), recorded_config(config), need_weights)
 
 
 @dataclass
@@ -329,7 +329,7 @@ class RunPlan:
 
 
 def run_state(run_dir: Path, config: TrainConfig, need_weights: bool = True, resume: bool = True) -> RunPlan:
-    """Decides what asking for the run in `run_dir` with `config` (as `wanted_config` makes it) does. The one place
+    """Decides what asking for the run in `run_dir` with `config` (as `recorded_config` makes it) does. The one place
     that decides it: `run_experiment`, the main job's plan and Q2's planning all ask it.
 
     - reuse: finished with these settings, from the start point it has now: read from its files, or from its

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+
 @dataclass
 class History:
     """Per-epoch metrics of a run: losses, accuracies in percent, learning rate and seconds per epoch."""

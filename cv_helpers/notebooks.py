@@ -93,9 +93,9 @@ def weight_runs() -> set[str]:
 def planned_config(run_name: str) -> TrainConfig:
     """Returns the settings a notebook asks for the run `run_name` with: a sweep's run, or a preset's (seed N for
     NAME-seedN)."""
-    for sweep in REPORT_SWEEPS:
-        if run_name in sweep.configs():
-            return sweep.configs()[run_name]
+    sweeps = {name: config for sweep in REPORT_SWEEPS for name, config in sweep.configs().items()}
+    if run_name in sweeps:
+        return sweeps[run_name]
     seed = re.search(r"-seed(\d+)$", run_name)
     return replace(get_preset(preset_of(run_name)), seed=int(seed.group(1)) if seed else 0)
 

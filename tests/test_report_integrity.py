@@ -20,7 +20,7 @@ from cv_helpers.experiment import preset_of
 from cv_helpers.presets import PRESETS
 from cv_helpers.report import build_report
 from cv_helpers.results import WHAT_WORKED, write_results_table
-from cv_helpers.sweep import REPORT_SWEEPS, one_at_a_time
+from cv_helpers.sweep import REPORT_SWEEPS
 from cv_helpers.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,8 +52,7 @@ def test_every_ladder_rung_names_runs_of_presets():
 
 
 def test_every_committed_run_was_trained_with_exactly_its_presets_settings():
-    sweep = {f"{sweep.prefix}-{label}": config for sweep in REPORT_SWEEPS
-             for label, config in one_at_a_time(sweep.base, sweep.grid)}
+    sweep = {name: config for sweep in REPORT_SWEEPS for name, config in sweep.configs().items()}
     for run_dir in _committed_runs():
         saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))   # absent keys: defaults
         preset = preset_of(run_dir.name)
@@ -79,13 +78,13 @@ def test_results_tables_and_report_are_what_report_tables_builds_from_the_commit
 def _finished(runs: Path, name: str, seconds: float = 1.0, **metrics) -> Path:
     """Writes a complete run folder `name` (smoke-prefixed in smoke mode) under `runs`, with the settings its
     notebook asks for."""
-    from cv_helpers.experiment import dataset_shape, effective_config, wanted_config
+    from cv_helpers.experiment import recorded_config
     from cv_helpers.notebooks import planned_config
 
-    config = effective_config(planned_config(name))
+    config = recorded_config(planned_config(name))
     folder = runs / run_name_for(name)
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(asdict(wanted_config(config, *dataset_shape(config.dataset)))))
+    (folder / "config.json").write_text(json.dumps(asdict(config)))
     (folder / "metrics.json").write_text(json.dumps({"history": {"test_acc": [20.0] * config.epochs},
                                                      "train_seconds": seconds, "device": "cpu (x)", **metrics}))
     return folder
