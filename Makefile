@@ -22,7 +22,7 @@ data: install
 	elif [ ! -f "$(CV_HELPERS_DATA)/cifar100/train_images.npy" ]; then \
 	  $(PY) -m cv_helpers prepare-data --out "$(CV_HELPERS_DATA)"; fi
 	@# STL-10: the course machines' real 219-image sample, converted like the official archive (if none is prepared)
-	@if [ ! -f "$(CV_HELPERS_DATA)/stl10_5class/meta.json" ] && [ -d "$(STL10_SAMPLE)" ]; then \
+	@if [ ! -f "$(CV_HELPERS_DATA)/stl10/meta.json" ] && [ -d "$(STL10_SAMPLE)" ]; then \
 	  $(PY) -m cv_helpers prepare-data --datasets stl10 --stl10-sample "$(STL10_SAMPLE)" --out "$(CV_HELPERS_DATA)"; fi
 
 report: data

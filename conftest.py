@@ -18,7 +18,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""   # tests run on the CPU on every machine, GPU or not (numbers, messages)
 
 from cv_helpers.config import REPO_ROOT, data_dir  # noqa: E402  (after the environment is set)
-from cv_helpers.fixtures import make_fixture_data  # noqa: E402
+from tests.fixtures import make_fixture_data  # noqa: E402
 from cv_helpers.prepare import convert_stl10  # noqa: E402
 
 REAL_DATA = data_dir()
@@ -98,7 +98,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """The test data folder (cifar100/ and stl10_5class/ in the prepared format)."""
+    """The test data folder (cifar100/ and stl10/ in the prepared format)."""
     return DATA
 
 

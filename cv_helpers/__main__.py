@@ -1,4 +1,4 @@
-"""`python -m cv_helpers ...`: see cv_helpers.cli."""
-from .cli import main
+"""`python -m cv_helpers ...`: the old spelling of `python -m cv_helpers.workbench ...`, kept for existing scripts."""
+from .workbench.cli import main
 
 raise SystemExit(main())

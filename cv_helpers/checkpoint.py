@@ -34,7 +34,8 @@ def load_checkpoint(path: Path | str, hint: str = "") -> dict:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(err).__name__}); "
                               "delete it and train again") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a cv_helpers checkpoint; train one with `python -m cv_helpers train`")
+        raise CheckpointError(f"{path} is not a cv_helpers checkpoint; train one with "
+                              "`python -m cv_helpers.workbench train`")
     return state
 
 

@@ -56,9 +56,18 @@ def run_name_for(name: str) -> str:
 
 def mode_banner() -> str:
     """Returns the line each notebook prints first: the mode and the data folder."""
-    mode = (f"SMOKE mode (tiny subsets, 1-2 epochs: figures are NOT results; runs and figures go to {runs_dir()} "
-            f"and {report_dir()})" if is_smoke() else "FULL mode")
-    return f"cv-workbook running in {mode}; data folder: {data_dir()}"
+    mode = (f"SMOKE mode (tiny subsets, 1-2 epochs: figures are NOT results; runs and figures go to "
+            f"{shown_path(runs_dir())} and {shown_path(report_dir())})" if is_smoke() else "FULL mode")
+    return f"cv-workbook running in {mode}; data folder: {shown_path(data_dir())}"
+
+
+def shown_path(path: Path) -> str:
+    """Returns `path` relative to the repository when it lies inside it, so that no machine's absolute path ends up
+    in an executed notebook; else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def default_device() -> torch.device:

@@ -1,15 +1,12 @@
-"""Q2: fine-tuning strategies compared on the same STL-10 data, and numbers for what a feature space separates.
+"""Q2: fine-tuning a CIFAR-100 network on STL-10, and numbers for what a feature space separates.
 
-Strategies: (a) a linear classifier on the frozen pretrained network's pooled convolutional features (linear
-probe), (b) only the new fc1 and head trained, (c) full fine-tuning with the report's Table 3 settings, (d) the
-improved recipe from the Q3 net. Each training strategy is a preset, run for three seeds; on the real 219-image
-sample the presets are the `q2-sample-*` ones (batch 16: the sample has 46 training images).
+The surgery (`adapt_for_finetuning`: a new 5-way head, fc1 resized for 96 x 96 images) is the course's Q2.2 task;
+the pooled features, the linear probe and the k-NN accuracy measure what the pretrained and fine-tuned networks'
+features separate (the t-SNE pictures' numbers). Which presets train which strategy: workbench/strategies.py.
 """
 from __future__ import annotations
 
-import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,47 +17,46 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from .data import data_name, load_stl10, stl10_source
 from .config import model_device
-from .experiment import SEEDS, RunResult, seed_run_name, state_of
+from .data import data_name, load_stl10, stl10_source
 from .fast_loader import FastLoader
-from .models import eval_mode
-from .presets import PRESETS, Q2_PRETRAINED_RUN
-from .tables import mean_and_spread
+from .models import count_parameters, eval_mode, flattened_size, size_kwargs
 
 FULL_STL10_COUNTS = (2_500, 4_000)    # training and test images of the five classes in the official archive
-FULL_FINE_TUNING = "(c) full fine-tuning, Table 3"
-TRAINING_STRATEGIES = {
-    "real sample": {"(b) new fc1 + head only": "q2-sample-head", FULL_FINE_TUNING: "q2-sample-finetune",
-                    "(d) improved recipe, Q3 net": "q2-sample-plus"},
-    "official archive": {"(b) new fc1 + head only": "q2-head", FULL_FINE_TUNING: "q2-finetune",
-                         "(d) improved recipe, Q3 net": "q2-finetune-plus"},
-}
-TRAINING_STRATEGIES["generated"] = TRAINING_STRATEGIES["real sample"]
+
+
+def adapt_for_finetuning(model: nn.Module, num_classes: int, image_size: int) -> nn.Module:
+    """Replaces the head with a `num_classes`-way layer and resizes fc1 for `image_size` x `image_size` images.
+
+    Returns the same model (changed in place); convolution weights are kept, the new layers start fresh.
+    """
+    head: nn.Linear = getattr(model, model.HEAD)
+    setattr(model, model.HEAD, nn.Linear(head.in_features, num_classes))
+    first_fc: nn.Linear = getattr(model, model.FIRST_FC)
+    in_features = flattened_size(model, image_size)
+    if in_features != first_fc.in_features:
+        setattr(model, model.FIRST_FC, nn.Linear(in_features, first_fc.out_features))
+    return model
+
+
+def freeze_all_but_new_layers(model: nn.Module) -> int:
+    """Stops gradients to every parameter but those of fc1 and the head (the layers `adapt_for_finetuning`
+    replaces); returns the number of parameters left trainable."""
+    trainable = {f"{model.FIRST_FC}.", f"{model.HEAD}."}
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(any(name.startswith(prefix) for prefix in trainable))
+    return count_parameters(model)
+
+
+def finetuned_kwargs(model_name: str, kwargs: dict, num_classes: int, image_size: int) -> dict:
+    """Returns the constructor arguments of a network after `adapt_for_finetuning`."""
+    return {**kwargs, "num_classes": num_classes, **size_kwargs(model_name, image_size)}
 
 
 def stl10_label(root: Path | str | None = None) -> str:
     """Returns what the STL-10 data is, for titles: e.g. 'real STL-10 sample (46 / 48 images)'."""
     train, test = load_stl10(True, root), load_stl10(False, root)
     return data_name(f"stl10 {stl10_source(root)}", len(train), len(test))
-
-
-def training_strategies(root: Path | str | None = None) -> dict[str, str]:
-    """Returns strategy label -> preset for the STL-10 data under `root`."""
-    return TRAINING_STRATEGIES[stl10_source(root)]
-
-
-def pretrained_runs(strategies: dict[str, str]) -> dict[str, bool]:
-    """Returns, for each CIFAR-100 run that a strategy's preset fine-tunes, whether its weights are needed:
-    always for Q2_PRETRAINED_RUN (the linear probe and the t-SNE use them), otherwise only while a seed run of a
-    strategy that starts from it is not complete or started from other weights (it still has to train)."""
-    needed = {Q2_PRETRAINED_RUN: True}
-    for preset in strategies.values():
-        start = PRESETS[preset].init_from
-        pending = any(state_of(seed_run_name(preset, seed), replace(PRESETS[preset], seed=seed), False).action
-                      != "reuse" for seed in SEEDS)
-        needed[start] = needed.get(start, False) or pending
-    return needed
 
 
 @torch.no_grad()
@@ -101,20 +97,3 @@ def probe_pretrained(model: nn.Module, root: Path | str | None = None) -> dict:
     test_x = pooled_features(model, test.images, test.labels["labels"])
     accuracy = linear_probe(train_x, train.labels["labels"], test_x, test.labels["labels"])
     return {"test_acc": accuracy, "seconds": time.perf_counter() - started, "features_dim": train_x.shape[1]}
-
-
-def strategy_rows(probe: dict, trained: dict[str, tuple[str, list[RunResult]]]) -> list[list]:
-    """Returns the results table's rows: strategy, preset, accuracy (mean ± std over seeds), seeds, trainable
-    parameters, minutes per run. `trained`: strategy label -> (preset, its runs)."""
-    rows = [["(a) linear probe on frozen pooled features", "(logistic regression)",
-             mean_and_spread([probe["test_acc"]]), "deterministic", f"{probe['features_dim'] * 5 + 5:,}",
-             f"{probe['seconds'] / 60:.2f}"]]
-    for label, (preset, runs) in trained.items():
-        rows.append([label, preset, mean_and_spread([r.test_acc for r in runs]), len(runs),
-                     f"{runs[0].parameters:,}",
-                     f"{statistics.mean(sum(r.history.seconds) for r in runs) / 60:.2f}"])
-    return rows
-
-
-STRATEGY_HEADERS = ["strategy", "preset", "test accuracy (%, mean ± std)", "seeds", "trainable parameters",
-                    "minutes per run"]

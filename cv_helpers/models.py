@@ -279,35 +279,7 @@ def has_hidden_size(model_name: str) -> bool:
     return "hidden_size" in inspect.signature(MODELS[model_name]).parameters
 
 
-def adapt_for_finetuning(model: nn.Module, num_classes: int, image_size: int) -> nn.Module:
-    """Replaces the head with a `num_classes`-way layer and resizes fc1 for `image_size` x `image_size` images.
-
-    Returns the same model (changed in place); convolution weights are kept, the new layers start fresh.
-    """
-    head: nn.Linear = getattr(model, model.HEAD)
-    setattr(model, model.HEAD, nn.Linear(head.in_features, num_classes))
-    first_fc: nn.Linear = getattr(model, model.FIRST_FC)
-    in_features = flattened_size(model, image_size)
-    if in_features != first_fc.in_features:
-        setattr(model, model.FIRST_FC, nn.Linear(in_features, first_fc.out_features))
-    return model
-
-
-def freeze_all_but_new_layers(model: nn.Module) -> int:
-    """Stops gradients to every parameter but those of fc1 and the head (the layers `adapt_for_finetuning`
-    replaces); returns the number of parameters left trainable."""
-    trainable = {f"{model.FIRST_FC}.", f"{model.HEAD}."}
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(any(name.startswith(prefix) for prefix in trainable))
-    return count_parameters(model)
-
-
 def flattened_size(model: nn.Module, image_size: int) -> int:
     """Returns how many inputs fc1 sees for one (3, image_size, image_size) image."""
     with eval_mode(model), torch.no_grad():
         return model.conv_features(torch.zeros(1, 3, image_size, image_size)).flatten(1).shape[1]
-
-
-def finetuned_kwargs(model_name: str, kwargs: dict, num_classes: int, image_size: int) -> dict:
-    """Returns the constructor arguments of a network after `adapt_for_finetuning`."""
-    return {**kwargs, "num_classes": num_classes, **size_kwargs(model_name, image_size)}

@@ -14,13 +14,12 @@ from typing import Iterator
 
 import numpy as np
 
-from .files import write_atomically, write_json
-from .data import STL10_CLASSES
+from .data import STL10, STL10_ALL_CLASSES, STL10_CLASSES, STL10_KEPT_LABELS
 from .errors import DataError
+from .files import write_atomically, write_json
 
-STL10_ALL_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
 STL10_SIDE = 96
-DOWNLOAD_HINT = "delete it and run `python -m cv_helpers prepare-data` again to download a fresh copy"
+DOWNLOAD_HINT = "delete it and run `python -m cv_helpers.workbench prepare-data` again to download a fresh copy"
 
 
 def read_cifar100_python(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,7 +46,7 @@ def read_cifar100_meta(folder: Path) -> dict[str, list[str]]:
 
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
-        raise DataError(f"missing file {path}; run `python -m cv_helpers prepare-data` to download it")
+        raise DataError(f"missing file {path}; run `python -m cv_helpers.workbench prepare-data` to download it")
     try:
         with path.open("rb") as handle:
             return pickle.load(handle, encoding="latin1")
@@ -56,7 +55,7 @@ def _unpickle(path: Path) -> dict:
 
 
 def read_stl10_binary(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (images (N, 96, 96, 3) uint8 RGB, labels (N,) uint8 as stored: 1-based, 1..10).
+    """Returns (images (N, 96, 96, 3) uint8 RGB, labels (N,) int64 as stored: 1-based, 1..10).
 
     `folder` holds the official archive's stl10_binary/, or is a folder of files in its layout (the real sample).
     """
@@ -64,9 +63,10 @@ def read_stl10_binary(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]
     images_path, labels_path = base / f"{split}_X.bin", base / f"{split}_y.bin"
     for path in (images_path, labels_path):
         if not path.is_file():
-            raise DataError(f"missing file {path}; run `python -m cv_helpers prepare-data` to download STL-10")
+            raise DataError(f"missing file {path}; run `python -m cv_helpers.workbench prepare-data` to download "
+                            "STL-10")
     raw = np.fromfile(images_path, dtype=np.uint8)
-    labels = np.fromfile(labels_path, dtype=np.uint8)
+    labels = np.fromfile(labels_path, dtype=np.uint8).astype(np.int64)
     per_image = 3 * STL10_SIDE * STL10_SIDE
     if raw.size % per_image or raw.size // per_image != labels.size:
         raise DataError(f"{images_path} holds {raw.size / per_image:.2f} images for {labels.size} labels "
@@ -76,17 +76,11 @@ def read_stl10_binary(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]
     return np.ascontiguousarray(images), labels
 
 
-def select_stl10_classes(images: np.ndarray, labels_1based: np.ndarray,
-                         keep: tuple[str, ...] = STL10_CLASSES) -> tuple[np.ndarray, np.ndarray]:
-    """Returns the images of the `keep` classes and their labels 0..len(keep)-1 in `keep` order."""
-    official = np.array([STL10_ALL_CLASSES.index(name) + 1 for name in keep])
-    new_label = np.full(len(STL10_ALL_CLASSES) + 1, -1, dtype=np.int64)
-    new_label[official] = np.arange(len(keep))
-    missing = [name for name, label in zip(keep, official) if not np.any(labels_1based == label)]
+def check_stl10_classes(labels: np.ndarray) -> None:
+    """Raises DataError if the archive's labels (1..10) lack any of the course's five classes."""
+    missing = [name for name, label in zip(STL10_CLASSES, STL10_KEPT_LABELS) if not np.any(labels == label)]
     if missing:
         raise DataError(f"the STL-10 archive has no images of {', '.join(missing)}; {DOWNLOAD_HINT}")
-    mask = np.isin(labels_1based, official)
-    return images[mask], new_label[labels_1based[mask]]
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
@@ -109,17 +103,19 @@ def convert_cifar100(downloads: Path, out: Path) -> str:
 
 
 def convert_stl10(downloads: Path, out: Path, source: str = "official archive") -> str:
-    """Writes out/stl10_5class/ (car, deer, horse, monkey, truck -> 0..4) from the official binary files under
-    `downloads` (see `read_stl10_binary`), recording `source` (one of STL10_SOURCES); returns a summary line."""
-    target = Path(out) / "stl10_5class"
+    """Writes out/stl10/ (all ten classes, the archive's labels 1..10) from the official binary files under
+    `downloads` (see `read_stl10_binary`), recording `source` (one of STL10_SOURCES); returns a summary line.
+    The five classes of the course are chosen by `STL10_Dataset`."""
+    target = Path(out) / STL10.folder
     counts = []
     for split in ("train", "test"):
-        images, labels = select_stl10_classes(*read_stl10_binary(downloads, split))
+        images, labels = read_stl10_binary(downloads, split)
+        check_stl10_classes(labels)
         save_array(target / f"{split}_images.npy", images)
         save_array(target / f"{split}_labels.npy", labels)
         counts.append(f"{len(images)} {split}")
-    write_json(target / "meta.json", {"label_names": list(STL10_CLASSES), "source": source})
-    return f"stl10_5class: wrote {', '.join(counts)} images ({source}) to {target}"
+    write_json(target / "meta.json", {"label_names": list(STL10_ALL_CLASSES), "source": source})
+    return f"stl10: wrote {', '.join(counts)} images ({source}) to {target}"
 
 
 def download(dataset: str, downloads: Path) -> None:
@@ -127,7 +123,7 @@ def download(dataset: str, downloads: Path) -> None:
     from torchvision import datasets
 
     if dataset == "stl10":
-        print("STL-10 is a 2.6 GB download; only car, deer, horse, monkey and truck are kept afterwards.")
+        print("STL-10 is a 2.6 GB download; its labelled images (all ten classes) are kept afterwards.")
         datasets.STL10(str(downloads), split="train", download=True)
     else:
         datasets.CIFAR100(str(downloads), train=True, download=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-from .data import CIFAR100, STL10_5CLASS
+from .data import CIFAR100, STL10
 from .errors import ConfigError
 from .models import MODELS
 from .transforms import AUGMENTATIONS
@@ -13,7 +13,7 @@ from .validation import check_choice
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "cosine", "onecycle")
 LOADERS = ("fast", "pil")
-DATASETS = {"cifar100": CIFAR100.image_hw, "stl10": STL10_5CLASS.image_hw}   # name -> image side in pixels
+DATASETS = {"cifar100": CIFAR100.image_hw, "stl10": STL10.image_hw}   # name -> image side in pixels
 
 
 @dataclass

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from cv_helpers.cli import TRAIN_FLAGS, build_parser, main
+from cv_helpers.workbench.cli import TRAIN_FLAGS, build_parser, main
 from cv_helpers.models import MODELS
-from cv_helpers.presets import PRESETS
+from cv_helpers.workbench.presets import PRESETS
 from cv_helpers.train_config import OPTIMIZERS, TrainConfig
 from cv_helpers.transforms import AUGMENTATIONS
 
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cv_helpers", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "cv_helpers.workbench", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 def test_train_writes_config_metrics_and_checkpoint(child_env):
@@ -91,7 +91,8 @@ def test_finetuning_without_the_q1_checkpoint_says_what_creates_it(child_env):
     result = _cli(child_env, "train", "--preset", "q2-finetune", "--run-name", "ft")
     assert result.returncode == 2
     assert "q1.4-convnet/checkpoint.pt does not exist; train the CIFAR-100 network first" in result.stderr
-    assert result.stderr.rstrip().endswith("`python -m cv_helpers train --preset q1.4-convnet`")  # the 50 epochs
+    # the 50 epochs' preset
+    assert result.stderr.rstrip().endswith("`python -m cv_helpers.workbench train --preset q1.4-convnet`")
 
 
 def test_evaluate_re_measures_a_run_and_names_a_missing_one(child_env):
@@ -118,7 +119,7 @@ def test_sigterm_mid_run_then_resume_ends_like_an_uninterrupted_run(child_env):
             "--augmentation", "q1.3", "--no-progress", "--run-name"]
     assert _cli(child_env, *args, "straight").returncode == 0
 
-    child = subprocess.Popen([sys.executable, "-m", "cv_helpers", *args, "cut"], env=child_env,
+    child = subprocess.Popen([sys.executable, "-m", "cv_helpers.workbench", *args, "cut"], env=child_env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     checkpoint = Path(child_env["CV_HELPERS_RUNS"]) / "cut" / "checkpoint.pt"
     deadline = time.monotonic() + 120

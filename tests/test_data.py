@@ -125,6 +125,7 @@ def test_the_tests_use_the_real_stl10_sample_where_it_ships(data_root):
 
 
 def test_missing_stl10_says_how_to_prepare_stl10(tmp_path):
-    with pytest.raises(DataError, match=r"stl10_5class does not exist; run `make data` \(the course machines' real "
-                                        r"STL-10 sample\) or `python -m cv_helpers prepare-data --datasets stl10`"):
+    with pytest.raises(DataError, match=r"stl10 does not exist; run `make data` \(the course machines' real "
+                                        r"STL-10 sample\) or `python -m cv_helpers.workbench prepare-data "
+                                        r"--datasets stl10`"):
         STL10_Dataset(tmp_path)

@@ -9,8 +9,8 @@ import torch
 
 from cv_helpers.checkpoint import save_checkpoint
 from cv_helpers.errors import CheckpointError, ConfigError
-from cv_helpers.experiment import build_network, evaluate_run, run_experiment
-from cv_helpers.presets import PRESETS, get_preset
+from cv_helpers.workbench.experiment import build_network, evaluate_run, load_or_train, run_experiment
+from cv_helpers.workbench.presets import PRESETS, get_preset
 from cv_helpers.models import ConvNetBN
 from cv_helpers.train import TrainConfig
 
@@ -86,8 +86,8 @@ def test_evaluate_run_measures_the_same_weights_with_and_without_flip_tta(data_r
 def test_improved_q2_recipe_fine_tunes_the_q3_net_on_the_stl10_sample(data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("CV_HELPERS_RUNS", str(tmp_path / "runs"))     # no q3-best from another test
     missing = get_preset("q2-sample-plus")
-    with pytest.raises(CheckpointError, match=r"train the CIFAR-100 network first: `python -m cv_helpers train "
-                                              r"--preset q3-best`"):
+    with pytest.raises(CheckpointError, match=r"train the CIFAR-100 network first: "
+                                              r"`python -m cv_helpers.workbench train --preset q3-best`"):
         run_experiment(missing, progress=False)
     cifar = run_experiment(get_preset("q3-best"), "q3-best", progress=False)
     model, kwargs = build_network(get_preset("q2-sample-plus"), num_classes=5, image_size=96)
@@ -142,7 +142,7 @@ def test_a_saved_evaluation_stands_in_for_a_missing_checkpoint_of_a_finished_run
 
 
 def test_a_fine_tuned_run_is_reused_only_while_its_start_point_has_the_weights_it_started_from(data_root):
-    start = run_experiment(TrainConfig(model="convnet-bn", epochs=1, batch_size=128), "start", progress=False)
+    run_experiment(TrainConfig(model="convnet-bn", epochs=1, batch_size=128), "start", progress=False)
     config = TrainConfig(model="convnet-bn", dataset="stl10", init_from="start", epochs=1, optimizer="sgd",
                          lr=0.01, batch_size=16, augmentation="q2")
     tuned = run_experiment(config, "tuned", progress=False)
@@ -156,19 +156,19 @@ def test_a_fine_tuned_run_is_reused_only_while_its_start_point_has_the_weights_i
 
 
 def test_after_a_preset_is_edited_the_plan_and_the_notebooks_call_agree_to_train_it_again(tmp_path, monkeypatch):
-    from cv_helpers.notebooks import training_plan
+    from cv_helpers.workbench.notebooks import training_plan
 
     monkeypatch.setenv("CV_HELPERS_RUNS", str(tmp_path))
 
     def planned() -> list[str]:
         return [line for line in training_plan(["Q1_2-3_baseline_training"]).splitlines() if " q1.3-mlp (" in line]
 
-    assert planned() == ["  train q1.3-mlp (no run yet): time unknown"]
-    first = run_experiment(get_preset("q1.3-mlp"), "q1.3-mlp", resume=True, weights=False, progress=False)
+    assert planned() == ["  train q1.3-mlp (no run yet): time unknown (never trained here)"]
+    first = load_or_train("q1.3-mlp")                                            # the notebook's call
     assert first.epochs_trained > 0 and planned() == []                          # finished: the plan reuses it
-    assert run_experiment(get_preset("q1.3-mlp"), "q1.3-mlp", resume=True, weights=False).epochs_trained == 0
+    assert load_or_train("q1.3-mlp").epochs_trained == 0
     monkeypatch.setitem(PRESETS, "q1.3-mlp", replace(PRESETS["q1.3-mlp"], lr=2e-3))      # the preset is edited
     assert planned()[0].startswith("  retrain q1.3-mlp (finished with other settings (lr)): about ")
-    again = run_experiment(get_preset("q1.3-mlp"), "q1.3-mlp", resume=True, weights=False, progress=False)
+    again = load_or_train("q1.3-mlp")
     assert again.epochs_trained > 0 and again.config.lr == 2e-3
     assert json.loads((first.run_dir / "config.json").read_text())["lr"] == 2e-3 and planned() == []

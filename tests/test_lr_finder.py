@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.lr_finder import RangeTest, lr_range_test
+from cv_helpers.workbench.lr_finder import RangeTest, lr_range_test
 from cv_helpers.train import TrainConfig
 
 MLP = TrainConfig(model="mlp", optimizer="sgd", momentum=0.9, batch_size=32, augmentation="none")

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, Network, TwoLayerNet,
-                               adapt_for_finetuning, build_model, count_parameters, eval_mode, flattened_size,
-                               layer_table, model_name_of, size_kwargs)
-from cv_helpers.presets import PRESETS
+from cv_helpers.finetune import adapt_for_finetuning
+from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, Network, TwoLayerNet, build_model,
+                               count_parameters, eval_mode, flattened_size, layer_table, model_name_of, size_kwargs)
+from cv_helpers.workbench.presets import PRESETS
 
 
 def test_f6_of_lenet_has_10164_parameters():

@@ -6,7 +6,7 @@ import pytest
 from nbclient.exceptions import CellExecutionError
 
 from cv_helpers.config import report_dir
-from cv_helpers.notebooks import run_notebooks
+from cv_helpers.workbench.notebooks import run_notebooks
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 

@@ -16,11 +16,11 @@ import pytest
 from conftest import digest
 
 from cv_helpers.config import run_name_for
-from cv_helpers.experiment import preset_of
-from cv_helpers.presets import PRESETS
-from cv_helpers.report import build_report
-from cv_helpers.results import WHAT_WORKED, write_results_table
-from cv_helpers.sweep import REPORT_SWEEPS
+from cv_helpers.workbench.experiment import preset_of
+from cv_helpers.workbench.presets import PRESETS
+from cv_helpers.workbench.report import build_report
+from cv_helpers.workbench.results import WHAT_WORKED, write_results_table
+from cv_helpers.workbench.sweep import REPORT_SWEEPS
 from cv_helpers.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,14 +72,14 @@ def test_results_tables_and_report_are_what_report_tables_builds_from_the_commit
     for name in ("tables/results.md", "tables/results.csv", "tables/what_worked.md", "tables/what_worked.csv",
                  "report.md"):
         assert (report / name).read_text() == (ROOT / "report" / name).read_text(), \
-            f"report/{name} is stale: run `python -m cv_helpers report-tables`"
+            f"report/{name} is stale: run `python -m cv_helpers.workbench report-tables`"
 
 
 def _finished(runs: Path, name: str, seconds: float = 1.0, **metrics) -> Path:
     """Writes a complete run folder `name` (smoke-prefixed in smoke mode) under `runs`, with the settings its
     notebook asks for."""
-    from cv_helpers.experiment import recorded_config
-    from cv_helpers.notebooks import planned_config
+    from cv_helpers.workbench.experiment import recorded_config
+    from cv_helpers.workbench.notebooks import planned_config
 
     config = recorded_config(planned_config(name))
     folder = runs / run_name_for(name)
@@ -91,7 +91,7 @@ def _finished(runs: Path, name: str, seconds: float = 1.0, **metrics) -> Path:
 
 
 def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_path, monkeypatch):
-    from cv_helpers.notebooks import training_plan
+    from cv_helpers.workbench.notebooks import training_plan
 
     monkeypatch.setenv("CV_HELPERS_RUNS", str(tmp_path))
     for name, seconds in (("q1.3-mlp", 30.0), ("q1.3-convnet", 84.0), ("q1.3-mlp-seed1", 31.0)):
@@ -101,16 +101,16 @@ def test_the_main_job_first_says_which_runs_it_will_train_and_for_how_long(tmp_p
     # q1.3-mlp is finished, but the notebook uses its weights and its checkpoint is missing; q1.3-mlp-seed1 is
     # finished and only its numbers are used; q1.3-convnet is finished with its checkpoint
     assert plan[:2] == ["4 runs to train, about 0 min from the committed run times; 2 finished runs are reused",
-                        "  retrain q1.3-mlp (its weights are used and its checkpoint is missing): about 0.5 min (last "
-                        "time, on cpu (x))"]
-    assert "  train q1.3-convnet-seed1 (no run yet): time unknown" in plan and len(plan) == 5
+                        "  retrain q1.3-mlp (its weights are used and its checkpoint is missing): about 0.5 min the "
+                        "last time (on cpu (x))"]
+    assert "  train q1.3-convnet-seed1 (no run yet): time unknown (never trained here)" in plan and len(plan) == 5
     assert not any("q1.3-mlp-seed1" in line for line in plan)
 
 
 def test_the_q2_start_points_are_trained_only_where_their_weights_are_used(tmp_path, monkeypatch):
-    from cv_helpers.experiment import start_point
-    from cv_helpers.finetune import TRAINING_STRATEGIES, pretrained_runs
-    from cv_helpers.notebooks import training_plan
+    from cv_helpers.workbench.experiment import start_point
+    from cv_helpers.workbench.strategies import TRAINING_STRATEGIES, pretrained_runs
+    from cv_helpers.workbench.notebooks import training_plan
 
     monkeypatch.setenv("CV_HELPERS_RUNS", str(tmp_path))
     strategies = TRAINING_STRATEGIES["real sample"]
@@ -125,24 +125,24 @@ def test_the_q2_start_points_are_trained_only_where_their_weights_are_used(tmp_p
     (q3 / "metrics.json").write_text(json.dumps({**metrics, "history": {"test_acc": retrained}}))   # q3-best retrained
     assert pretrained_runs(strategies) == {"q1.4-convnet": True, "q3-best": True}
     plan = training_plan(["Q2_stl10_finetuning_tsne"]).splitlines()
-    assert "  retrain q2-sample-plus-seed2 (finished with other settings (start point)): about 0.0 min (last time, " \
-           "on cpu (x))" in plan
+    assert "  retrain q2-sample-plus-seed2 (finished with other settings (start point)): about 0.0 min the last " \
+           "time (on cpu (x))" in plan
     assert plan[-1].startswith("  then, if q1.4-convnet, q3-best comes out different from its committed run")
 
 
 SWEEP_VARIABLES = ("FIGURE6_SWEEP", "MLP_SWEEP")     # the names the notebook runs REPORT_SWEEPS by
 
 
-def test_the_plan_lists_the_runs_each_notebook_uses():
-    from cv_helpers.notebooks import NOTEBOOK_DIR, notebook_runs
+def test_each_notebook_declares_the_runs_it_uses():
+    from cv_helpers.workbench.contents import NOTEBOOK_DIR, notebook_contents
 
-    for stem, names in notebook_runs().items():
-        source = (NOTEBOOK_DIR / f"{stem}.ipynb").read_text()
-        for name in names:
+    for contents in notebook_contents():
+        source = (NOTEBOOK_DIR / f"{contents.stem}.ipynb").read_text()
+        for name in contents.run_names():
             named_in_source = name in source or any(name in sweep.run_names() and f"run_sweep({variable}" in source
                                                     for sweep, variable in zip(REPORT_SWEEPS, SWEEP_VARIABLES))
             made_by_run_seeds = preset_of(name) in PRESETS and "run_seeds(" in source
-            assert named_in_source or made_by_run_seeds, (stem, name)
+            assert named_in_source or made_by_run_seeds, (contents.stem, name)
 
 
 EXECUTED = ROOT / "report" / "notebooks"
@@ -166,6 +166,17 @@ def _output_texts(output: dict) -> list[str]:
     return ["".join(text) if isinstance(text, list) else text for text in texts]
 
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|tmp|Users)/[\w./-]+")
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in EXECUTED.glob("*.ipynb")))
+def test_the_executed_notebooks_show_no_absolute_path_of_the_machine_that_ran_them(notebook):
+    cells = json.loads((EXECUTED / notebook).read_text())["cells"]
+    texts = "\n".join(text for cell in cells for output in cell.get("outputs", []) for text in _output_texts(output))
+    found = sorted(set(ABSOLUTE_PATH.findall(texts)) | ({str(ROOT)} if str(ROOT) in texts else set()))
+    assert not found, f"report/notebooks/{notebook} shows paths of the machine that executed it: {found}"
+
+
 @pytest.mark.parametrize("notebook", sorted(p.name for p in EXECUTED.glob("*.ipynb")))
 def test_the_executed_notebooks_show_no_warning_ansi_code_or_traceback(notebook):
     cells = json.loads((EXECUTED / notebook).read_text())["cells"]
@@ -178,15 +189,15 @@ def test_the_executed_notebooks_show_no_warning_ansi_code_or_traceback(notebook)
     assert not found, f"report/notebooks/{notebook}: (cell, output, sign) {found}"
 
 
-def test_the_report_shows_every_figure_and_table_the_notebooks_save():
-    from cv_helpers.report import SECTIONS
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_each_notebook_declares_exactly_the_figures_and_tables_it_saves(notebook):
+    from cv_helpers.workbench.contents import notebook_contents
 
-    sources = "".join(cell for path in (ROOT / "notebooks").glob("*.ipynb") for _, cell in _cells(path))
-    saved = set(re.findall(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"', sources))
-    shown = {name for _, _, figures, tables in SECTIONS for name in [*(f for f, _ in figures), *tables]}
-    written_by_the_study_or_report_tables = {name for name in shown if name.startswith("tune_")} | {"results",
-                                                                                                   "what_worked"}
-    assert saved == shown - written_by_the_study_or_report_tables
+    declared = {c.stem: {*c.figures, *c.tables} for c in notebook_contents()}[notebook.removesuffix(".ipynb")]
+    source = "".join(cell for _, cell in _cells(ROOT / "notebooks" / notebook))
+    saved = set(re.findall(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"', source))
+    written_by_the_study_or_ladder = {name for name in declared if name.startswith("tune_")} | {"what_worked"}
+    assert saved == declared - written_by_the_study_or_ladder
 
 
 def _readme_results_rows() -> list[list[str]]:
@@ -198,7 +209,7 @@ def _readme_results_rows() -> list[list[str]]:
 
 
 def test_the_readme_results_are_the_committed_runs():
-    from cv_helpers.results import load_runs, summarise
+    from cv_helpers.workbench.results import load_runs, summarise
 
     measured = {row[0]: row for row in summarise(load_runs(ROOT / "runs"), ROOT / "runs")}
     rows = _readme_results_rows()
@@ -228,9 +239,9 @@ def test_the_pil_pipeline_run_lands_within_the_fast_paths_seed_spread():
 
 
 def test_the_tables_the_notebooks_build_from_run_files_alone_are_what_those_files_give(tmp_path, monkeypatch):
-    from cv_helpers.experiment import run_seeds
-    from cv_helpers.results import TIME_TO_ACCURACY_HEADERS, time_to_accuracy
-    from cv_helpers.sweep import CLAIM_HEADERS, SWEEP_HEADERS, judge_claims, run_sweep, sweep_table
+    from cv_helpers.workbench.experiment import run_seeds
+    from cv_helpers.workbench.results import TIME_TO_ACCURACY_HEADERS, time_to_accuracy
+    from cv_helpers.workbench.sweep import CLAIM_HEADERS, SWEEP_HEADERS, judge_claims, run_sweep, sweep_table
     from cv_helpers.tables import markdown_table, mean_and_spread
 
     runs = tmp_path / "runs"         # the committed run files only: a stale run would train here, never in runs/

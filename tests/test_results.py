@@ -8,9 +8,9 @@ import torch
 from matplotlib import pyplot as plt
 
 from cv_helpers.errors import WorkbookError
-from cv_helpers.report import SECTIONS, build_report
-from cv_helpers.results import (TIME_TO_ACCURACY_HEADERS, WHAT_WORKED, load_runs, measured_accuracy, summarise,
-                                time_to_accuracy, what_worked, write_results_table)
+from cv_helpers.workbench.report import build_report, report_sections
+from cv_helpers.workbench.results import (TIME_TO_ACCURACY_HEADERS, WHAT_WORKED, load_runs, measured_accuracy,
+                                          summarise, time_to_accuracy, what_worked, write_results_table)
 from cv_helpers.viz import save_figure
 
 
@@ -64,8 +64,8 @@ def test_what_worked_rows_pair_two_measurements_and_skip_unmeasured_changes(tmp_
     change, before, after, delta, minutes, why, commands = rows[0]
     assert (change, before, after, delta, minutes) == (first.change, "22.35", "25.10", "+2.75", "1.5 -> 2.0")
     assert why == first.why
-    assert commands == (f"`python -m cv_helpers train --preset {first.before}` and "
-                        f"`python -m cv_helpers train --preset {first.after}`")
+    assert commands == (f"`python -m cv_helpers.workbench train --preset {first.before}` and "
+                        f"`python -m cv_helpers.workbench train --preset {first.after}`")
 
 
 def test_measured_accuracy_reads_a_run_or_its_re_evaluation(tmp_path):
@@ -94,7 +94,7 @@ def test_results_table_is_written_as_markdown_and_csv(tmp_path, monkeypatch):
 
 def test_report_refuses_smoke_figures(tmp_path, monkeypatch):
     fig, _ = plt.subplots()
-    for _, _, figures, _ in SECTIONS:
+    for _, _, figures, _ in report_sections():
         for name, _ in figures:
             save_figure(fig, name, tmp_path / "figures")        # conftest runs the tests in smoke mode
     with pytest.raises(WorkbookError, match="comes from a smoke run; run `make report`"):
@@ -104,7 +104,7 @@ def test_report_refuses_smoke_figures(tmp_path, monkeypatch):
 def test_report_numbers_figures_and_includes_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("CV_HELPERS_SMOKE", "0")
     fig, _ = plt.subplots()
-    for _, _, figures, tables in SECTIONS:
+    for _, _, figures, tables in report_sections():
         for name, _ in figures:
             save_figure(fig, name, tmp_path / "figures")
         for table in tables:
@@ -112,13 +112,13 @@ def test_report_numbers_figures_and_includes_tables(tmp_path, monkeypatch):
             (tmp_path / "tables" / f"{table}.md").write_text(f"| {table} |\n")
     text = build_report(tmp_path).read_text()
     assert "*Figure 1: Training examples of classes 0-4" in text
-    assert text.count("![Figure") == sum(len(f) for _, _, f, _ in SECTIONS)
+    assert text.count("![Figure") == sum(len(f) for _, _, f, _ in report_sections())
     assert "| results |" in text
 
 
 def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, monkeypatch, full_mode):
     from cv_helpers.config import cpu_model, default_device, describe_device
-    from cv_helpers.notebooks import record_times
+    from cv_helpers.workbench.notebooks import record_times
 
     monkeypatch.setenv("CV_HELPERS_REPORT", str(tmp_path))
     description = describe_device(default_device())                    # what `run-notebooks` records here

@@ -14,7 +14,7 @@ from cv_helpers.history import History
 from cv_helpers.train import TrainConfig
 from cv_helpers.transforms import AUGMENTATIONS, make_train_transform
 from cv_helpers.viz import save_figure
-from cv_helpers.widgets import make_training_ui, train_and_plot
+from cv_helpers.workbench.widgets import make_training_ui, train_and_plot
 
 
 def test_widget_refuses_a_zero_learning_rate_with_one_line(capsys):
@@ -90,7 +90,7 @@ def test_any_recipe_on_any_stl10_item_gives_a_normalised_3x96x96_tensor(data_roo
 
 
 def test_config_validation_accepts_the_presets():
-    from cv_helpers.presets import PRESETS
+    from cv_helpers.workbench.presets import PRESETS
 
     for config in PRESETS.values():
         assert config.validate() is config

@@ -16,11 +16,11 @@ import torch
 
 from cv_helpers.config import runs_dir
 from cv_helpers.errors import ConfigError
-from cv_helpers.experiment import run_experiment
-from cv_helpers.results import load_runs, summarise
-from cv_helpers.runs import LOCKS, RunBusy, RunLock, retrain_folder
+from cv_helpers.workbench.experiment import run_experiment
+from cv_helpers.workbench.results import load_runs, summarise
+from cv_helpers.workbench.runs import LOCKS, RunBusy, RunLock, retrain_folder
 from cv_helpers.train import TrainConfig
-from cv_helpers.widgets import train_and_plot
+from cv_helpers.workbench.widgets import train_and_plot
 
 TINY = TrainConfig(model="mlp", epochs=1, batch_size=128)
 
@@ -56,8 +56,8 @@ def _without_times(metrics: dict) -> dict:
 
 def test_a_run_being_trained_is_refused_at_once_with_one_line_and_nothing_written(child_env):
     runs = Path(child_env["CV_HELPERS_RUNS"])
-    command = [sys.executable, "-m", "cv_helpers", "train", "--model", "mlp", "--epochs", "1", "--batch-size", "128",
-               "--no-progress", "--run-name", "same"]
+    command = [sys.executable, "-m", "cv_helpers.workbench", "train", "--model", "mlp", "--epochs", "1",
+               "--batch-size", "128", "--no-progress", "--run-name", "same"]
     before = set(runs.iterdir()) if runs.is_dir() else set()
     with RunLock(runs, "same", 6) as lock:                              # this process trains "same", at epoch 2 of 6
         lock.update(2)
@@ -75,7 +75,7 @@ def test_a_run_being_trained_is_refused_at_once_with_one_line_and_nothing_writte
 
 def test_a_lock_left_by_a_killed_process_is_taken_over_with_a_note(tmp_path, capsys):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from cv_helpers.runs import RunLock\n"
+                               "from cv_helpers.workbench.runs import RunLock\n"
                                "with RunLock(Path(sys.argv[1]), 'crashed', 15):\n    time.sleep(120)",
                                str(tmp_path)])
     record = _wait_for_lock(tmp_path, "crashed")
@@ -152,8 +152,9 @@ def test_a_retrain_keeps_the_old_complete_numbers_until_it_completes(data_root):
 def test_a_preset_trained_twice_in_separate_processes_gives_bit_identical_weights_and_metrics(child_env):
     env = {**child_env, "CV_HELPERS_SMOKE": "1"}
     for name in ("twin-a", "twin-b"):
-        done = subprocess.run([sys.executable, "-m", "cv_helpers", "train", "--preset", "q1.3-convnet", "--run-name",
-                               name, "--no-progress"], env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run([sys.executable, "-m", "cv_helpers.workbench", "train", "--preset", "q1.3-convnet",
+                               "--run-name", name, "--no-progress"], env=env, capture_output=True, text=True,
+                              timeout=600)
         assert done.returncode == 0, done.stderr
     runs = Path(env["CV_HELPERS_RUNS"])
     a, b = (torch.load(runs / f"smoke-{n}" / "checkpoint.pt", weights_only=False) for n in ("twin-a", "twin-b"))

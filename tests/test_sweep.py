@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 
-from cv_helpers.presets import PRESETS
-from cv_helpers.sweep import MLP_SWEEP, REPORT_SWEEPS, Claim, add_verdicts, judge_claims, one_at_a_time, sweep_table
+from cv_helpers.workbench.presets import PRESETS
+from cv_helpers.workbench.sweep import (MLP_SWEEP, REPORT_SWEEPS, Claim, add_verdicts, judge_claims, one_at_a_time,
+                                        sweep_table)
 
 
 def test_sweep_verdicts_weigh_each_change_against_the_spread_of_the_base_seeds():

@@ -13,7 +13,7 @@ import torch
 from cv_helpers.checkpoint import load_checkpoint
 from cv_helpers.errors import ConfigError, TrainingDiverged
 from cv_helpers.fast_loader import FastLoader
-from cv_helpers.fixtures import class_images
+from tests.fixtures import class_images
 from cv_helpers.models import ConvNet, TwoLayerNet
 from cv_helpers.train import (TrainConfig, confusion_matrix, fit, initialize_optimizer, lr_factor,
                               per_class_accuracy, predict, train, valid, valid_class)

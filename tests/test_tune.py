@@ -11,10 +11,10 @@ from conftest import need
 from matplotlib import pyplot as plt
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.fixtures import make_fixture_data
+from tests.fixtures import make_fixture_data
 from cv_helpers.train import TrainConfig
-from cv_helpers.tune import (SearchSpace, create_or_load_study, open_storage, parameter_importances, run_study,
-                             suggest_config, trial_curves, write_study_report)
+from cv_helpers.workbench.tune import (SearchSpace, create_or_load_study, open_storage, parameter_importances,
+                                       run_study, suggest_config, trial_curves, write_study_report)
 from cv_helpers.viz import plot_importances, plot_trial_history
 
 BASE = TrainConfig(model="convnet", epochs=2)
@@ -158,8 +158,8 @@ def test_two_workers_share_one_postgresql_study(tmp_path):
     env = {**os.environ, "CV_HELPERS_DATA": str(tmp_path / "data"), "CV_HELPERS_RUNS": str(tmp_path / "runs"),
            "OMP_NUM_THREADS": "1"}
     study_name = f"distributed-{os.getpid()}"
-    command = [sys.executable, "-m", "cv_helpers", "tune", "--study", study_name, "--trials", "3", "--epochs", "1",
-               "--storage", url]
+    command = [sys.executable, "-m", "cv_helpers.workbench", "tune", "--study", study_name, "--trials", "3",
+               "--epochs", "1", "--storage", url]
     workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
     for worker in workers:

@@ -6,7 +6,7 @@ import pytest
 from matplotlib import pyplot as plt
 
 from cv_helpers.data import CIFAR100_loader
-from cv_helpers.lr_finder import RangeTest
+from cv_helpers.workbench.lr_finder import RangeTest
 from cv_helpers.history import History
 from cv_helpers.transforms import make_test_transform
 from cv_helpers.viz import (NETWORK_COLOURS, plot_accuracy_against_time, plot_confusion_matrix, plot_embedding,

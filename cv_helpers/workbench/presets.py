@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .train_config import TrainConfig
-from .validation import check_choice
+from ..train_config import TrainConfig
+from ..validation import check_choice
 
 Q2_PRETRAINED_RUN = "q1.4-convnet"        # the CIFAR-100 run whose checkpoint the report's Q2 protocol fine-tunes
 Q2_PLUS_PRETRAINED_RUN = "q3-best"         # the one the improved Q2 recipe fine-tunes
@@ -62,13 +62,12 @@ PRESETS: dict[str, TrainConfig] = {
     # both evaluated without flip TTA.
     "ablation-mlp-recipe": replace(MLP4_PLUS, augmentation="q1.4", tta_flip=False),
     "ablation-mlp-no-augmentation": replace(MLP4_PLUS, augmentation="none", tta_flip=False),
-    # Q1.4 Table 1 with the Figure 6 net: SGD momentum 0.9 + weight decay, lr 0.01, batch 128, 50 epochs (53 min
-    # on the 2-core CPU).
+    # Q1.4 Table 1 with the Figure 6 net: SGD momentum 0.9 + weight decay, lr 0.01, batch 128, 50 epochs.
     "q1.4-convnet": FIGURE6,
-    # The same at 15 epochs: the Q1.4 notebook's budget (17 min on the 2-core CPU), a shorter protocol of its own.
+    # The same at 15 epochs: the Q1.4 notebook's budget, a shorter protocol of its own.
     "q1.4-convnet-e15": replace(FIGURE6, epochs=15),
     "q1.4-convnet-plus": FIGURE6_PLUS,
-    # The same recipe at the report's 50 epochs (70 min on the 2-core CPU).
+    # The same recipe at the report's 50 epochs.
     "q1.4-convnet-plus-e50": replace(FIGURE6_PLUS, epochs=50),
     # Q2 Table 3: fine-tune the Q1.4 ConvNet (50 epochs) on the 5 STL-10 classes, 20 epochs.
     "q2-finetune": Q2_FINETUNE,
@@ -81,7 +80,7 @@ PRESETS: dict[str, TrainConfig] = {
     "q2-sample-finetune": replace(Q2_FINETUNE, batch_size=16),
     "q2-sample-finetune-e60": replace(Q2_FINETUNE, batch_size=16, epochs=60),
     "q2-sample-head": replace(Q2_FINETUNE, batch_size=16, freeze_pretrained=True),
-    # Q3: the five-conv residual net with the improved recipe, 20 epochs (about 80 minutes on the 2-core CPU).
+    # Q3: the five-conv residual net with the improved recipe, 20 epochs.
     "q3-best": Q3_BEST,
     # Q3 in less time: the ladder at a 4-epoch budget, each rung one change to the rung before it.
     "q3-e4": Q3_E4,
@@ -92,8 +91,8 @@ PRESETS: dict[str, TrainConfig] = {
     "q3-e4-batch64": replace(Q3_E4_WHITENED, batch_size=64, lr=0.05),     # twice the steps, lr scaled with batch
     "q3-e4-narrow": Q3_E4_NARROW,
     "q3-e4-tta-last": Q3_E4_TTA_LAST,
-    # Q3 in less time: the ladder's last rung at two budgets, 70 % within 40 minutes and 56 % within 8 on the
-    # 2-core CPU (about two thirds of the epochs at 24 px, the rest at 32 px); the 40-minute one also averages
+    # Q3 in less time: the ladder's last rung at two budgets, aiming at 70 % within 40 minutes and 56 % within 8 on
+    # the 2-core CPU (about two thirds of the epochs at 24 px, the rest at 32 px); the 40-minute one also averages
     # over 1 px diagonal shifts at its final evaluation.
     "q3-fast-flip-tta": Q3_FAST_FLIP_TTA,
     "q3-fast": replace(Q3_FAST_FLIP_TTA, tta_translate=1),

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .prepare import STL10_ALL_CLASSES, STL10_SIDE, convert_cifar100, convert_stl10
+from cv_helpers.prepare import STL10_ALL_CLASSES, STL10_SIDE, convert_cifar100, convert_stl10
+
 
 def class_images(label: np.ndarray, side: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
     """Returns uint8 (N, side, side, 3) images whose colour and stripes depend on `label` (N,)."""

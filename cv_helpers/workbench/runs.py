@@ -17,13 +17,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import run_name_for, runs_dir
-from .errors import WorkbookError
-from .files import read_json, write_json
-from .history import FitResult
-from .train import per_class_accuracy
-from .train_config import TrainConfig
-from .validation import check_name
+from ..config import run_name_for, runs_dir
+from ..errors import WorkbookError
+from ..files import read_json, write_json
+from ..history import FitResult
+from ..train import per_class_accuracy
+from ..train_config import TrainConfig
+from ..validation import check_name
 
 LOCKS = ".locks"
 

@@ -6,7 +6,7 @@ table, accuracies on generated data are not reported, and a run that is being tr
 The course report's number stands only beside the preset that is its protocol (same net, epochs and recipe).
 
 `WHAT_WORKED` is the ladder from the report's recipes to ours, one change at a time, each measured by two saved
-runs of presets (or a run and its re-evaluation, `python -m cv_helpers evaluate`).
+runs of presets (or a run and its re-evaluation, `python -m cv_helpers.workbench evaluate`).
 """
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import run_name_for, runs_dir
-from .data import data_name
+from ..config import run_name_for, runs_dir
+from ..data import data_name
 from .experiment import preset_of
-from .files import read_json
+from ..files import read_json
 from .presets import PRESETS
 from .runs import in_progress_text, is_complete
-from .tables import save_table
-from .history import History, minutes_to_accuracy
+from ..tables import save_table
+from ..history import History, minutes_to_accuracy
 
 # The course report's numbers (test accuracy in %), by the preset that is its protocol.
 REPORT_RESULTS = {"q1.3-mlp": 11.0, "q1.3-convnet": 22.0, "q1.4-mlp": 22.0, "q1.4-convnet": 56.0,
@@ -46,7 +46,7 @@ class RunRecord:
     def command(self) -> str:
         """The command that reproduces this run."""
         seed = f" --seed {self.config['seed']} --run-name {self.name}" if self.name != self.protocol else ""
-        return f"python -m cv_helpers train --preset {self.protocol}{seed}"
+        return f"python -m cv_helpers.workbench train --preset {self.protocol}{seed}"
 
     @property
     def test_acc(self) -> float:
@@ -117,11 +117,11 @@ WHAT_WORKED = [
     Change("Figure 6 net: flip test-time augmentation (same weights)", "q1.4-convnet-plus:plain",
            "q1.4-convnet-plus", "as for the MLP"),
     Change("Figure 6 net: 50 epochs (the report's budget) instead of 15, same recipe", "q1.4-convnet-plus",
-           "q1.4-convnet-plus-e50", "at 15 epochs the net still under-fits (61.7 % training accuracy under "
-           "augmentation); the one-cycle schedule stretches over the longer run"),
+           "q1.4-convnet-plus-e50", "at 15 epochs the net still under-fits (its "
+           "training accuracy under augmentation stays low); the one-cycle schedule stretches over the longer run"),
     Change("Figure 6 net, the report's recipe: 50 epochs (as written) instead of 15", "q1.4-convnet-e15",
            "q1.4-convnet", "the report's constant learning rate keeps improving slowly; at 50 epochs it lands "
-           "where the report did (56 %)"),
+           "near the report's own Figure 6 number"),
     Change("Figure 6 net at the report's 50 epochs: the improved recipe instead of the report's", "q1.4-convnet",
            "q1.4-convnet-plus-e50", "the same gains as at 15 epochs: a 5x higher annealed rate, label smoothing, "
            "twice the updates, flip TTA"),
@@ -132,21 +132,21 @@ WHAT_WORKED = [
     Change("Q3 net: flip test-time augmentation (same weights)", "q3-best:plain", "q3-best", "as for the MLP"),
     # Towards q3-fast: the Q3 net at a 4-epoch budget, each rung one change to the rung before it.
     Change("Q3 net, 4 epochs: progressive resizing (epochs 1-3 on 24 px images, the last on 32 px)", "q3-e4",
-           "q3-e4-low-res", "kept: a 24 px image costs 0.56x the convolutions of a 32 px one, so the run takes 28 % "
-           "less time for 1.7 points; the last epoch at full size removes the train-test size mismatch"),
+           "q3-e4-low-res", "kept: a 24 px image costs (24 / 32)^2 = 0.56x the convolutions of a 32 px one, so the "
+           "run takes less time for more points; the last epoch at full size removes the train-test size mismatch"),
     Change("Q3 net, 4 epochs: label smoothing 0.2 instead of 0.1", "q3-e4-low-res", "q3-e4-ls02",
            "no measurable effect at this budget (within one seed's noise); the rungs above it were built on it"),
     Change("Q3 net, 4 epochs: conv1 starts as the PCA whitening of 3x3 training patches (trainable)",
            "q3-e4-ls02", "q3-e4-whitened", "kept: the later layers see decorrelated, equal-variance inputs from the "
            "first step, which the first epochs otherwise spend learning; free at training time"),
     Change("Q3 net, 4 epochs: epochs 1-3 on 20 px images instead of 24 px", "q3-e4-whitened", "q3-e4-20px",
-           "dropped: 14 % less time for 1.4 points less; while training at 20 px the 32 px test images score near "
-           "chance (2 %, training accuracy 44 %), a size mismatch the last epoch at 32 px only partly repairs"),
+           "dropped: less time for fewer points; while training at 20 px the 32 px test images score near chance, "
+           "a size mismatch the last epoch at 32 px only partly repairs"),
     Change("Q3 net, 4 epochs: batch 64 (peak lr 0.05) instead of 128 (0.1)", "q3-e4-whitened", "q3-e4-batch64",
            "dropped: twice the steps for the same time per image on the CPU, but the gain is within one seed's "
            "noise"),
     Change("Q3 net, 4 epochs: widths 64/160/320 instead of 64/192/384", "q3-e4-whitened", "q3-e4-narrow",
-           "kept: 0.74x the convolutions for a fifth less time at nearly the same accuracy: at this budget the "
+           "kept: 0.74x the convolutions for less time at nearly the same accuracy: at this budget the "
            "narrower net is not short of capacity"),
     Change("Q3 net, 4 epochs: flip TTA on the last epoch only (the others evaluated on the test images alone)",
            "q3-e4-narrow", "q3-e4-tta-last", "kept: the same weights and final accuracy (evaluation changes no "
@@ -180,9 +180,10 @@ def training_minutes(reference: str, folder: Path | None = None) -> float:
 def reproduce_command(reference: str) -> str:
     """Returns the commands that remake the measurement `reference` names (see `Change`)."""
     run_name, _, evaluation = reference.partition(":")
-    commands = [f"python -m cv_helpers train --preset {run_name}"]
+    commands = [f"python -m cv_helpers.workbench train --preset {run_name}"]
     if evaluation:
-        commands.append(f"python -m cv_helpers evaluate {run_name} --{'no-' if evaluation == 'plain' else ''}tta-flip")
+        switch = "--no-tta-flip" if evaluation == "plain" else "--tta-flip"
+        commands.append(f"python -m cv_helpers.workbench evaluate {run_name} {switch}")
     return "; ".join(commands)
 
 

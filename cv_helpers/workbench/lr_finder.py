@@ -11,11 +11,11 @@ from typing import Iterable, Iterator
 import numpy as np
 from torch import nn
 
-from .config import default_device, seed_everything
-from .errors import ConfigError, TrainingDiverged
+from ..config import default_device, seed_everything
+from ..errors import ConfigError, TrainingDiverged
 from .experiment import build_network, load_splits, make_loaders
-from .train import initialize_optimizer, train
-from .train_config import TrainConfig
+from ..train import initialize_optimizer, train
+from ..train_config import TrainConfig
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Command line: `python -m cv_helpers {train,evaluate,prepare-data,run-notebooks,tune,tune-report,report-tables} ...`.
+"""Command line: `python -m cv_helpers.workbench COMMAND ...` (train, evaluate, prepare-data, run-notebooks, tune,
+tune-report, report-tables).
 
 Errors print as one line (exit 2); Ctrl-C or SIGTERM keeps the last completed epoch (exit 130).
 """
@@ -12,12 +13,12 @@ import textwrap
 from pathlib import Path
 from typing import NoReturn
 
-from .config import data_dir, resolve_device
-from .errors import ConfigError, WorkbookError
-from .models import MODELS, has_hidden_size
+from ..config import data_dir, resolve_device
+from ..errors import ConfigError, WorkbookError
+from ..models import MODELS, has_hidden_size
 from .presets import PRESETS, get_preset
-from .train_config import DATASETS, LOADERS, OPTIMIZERS, SCHEDULES, TrainConfig
-from .transforms import AUGMENTATIONS
+from ..train_config import DATASETS, LOADERS, OPTIMIZERS, SCHEDULES, TrainConfig
+from ..transforms import AUGMENTATIONS
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad command line is one `error:` line (exit 2) pointing at --help, not the usage block."""
@@ -152,7 +153,7 @@ def _add_prepare_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from .prepare import prepare_data
+    from ..prepare import prepare_data
 
     out = args.out or data_dir()
     for line in prepare_data(out, args.downloads or out / "downloads", args.datasets,
@@ -168,7 +169,7 @@ def _add_notebooks_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_notebooks(args: argparse.Namespace) -> int:
-    from .config import default_device, describe_device
+    from ..config import default_device, describe_device
     from .notebooks import notebook_paths, record_times, run_notebooks, training_plan
 
     print(training_plan([path.stem for path in notebook_paths(args.names)]), flush=True)
@@ -243,7 +244,7 @@ def _raise_interrupt(signum, frame) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every command."""
-    parser = OneLineParser(prog="python -m cv_helpers", description=__doc__)
+    parser = OneLineParser(prog="python -m cv_helpers.workbench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(commands)
     _add_evaluate_parser(commands)

@@ -14,17 +14,17 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
-from .config import REPO_ROOT, mode_name, report_dir, run_name_for, runs_dir
-from .errors import CheckpointError, ConfigError, DataError
-from .experiment import SEEDS, preset_of, seed_run_name, state_of
-from .files import read_json, write_text
-from .finetune import FULL_FINE_TUNING, TRAINING_STRATEGIES, pretrained_runs, training_strategies
+from ..config import mode_name, report_dir, run_name_for, runs_dir
+from ..errors import CheckpointError, ConfigError
+from .contents import NOTEBOOK_DIR, expand, notebook_contents, q2_strategies
+from .experiment import expected_time, preset_of, state_of
+from ..files import read_json, write_text
+from .strategies import FULL_FINE_TUNING, pretrained_runs
 from .presets import PRESETS, get_preset
-from .sweep import FIGURE6_SWEEP, MLP_SWEEP, REPORT_SWEEPS
-from .train_config import TrainConfig
-from .tables import save_table
+from .sweep import REPORT_SWEEPS
+from ..train_config import TrainConfig
+from ..tables import save_table
 
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 CELL_TIMEOUT_SECONDS = 6 * 3600
 
 
@@ -54,40 +54,13 @@ class PollingNotebookClient(NotebookClient):
         raise CellTimeoutError.error_from_timeout_and_cell("Cell timed out", timeout, cell)
 
 
-def notebook_runs() -> dict[str, list[str]]:
-    """Returns, per notebook (file stem), the runs it trains or reuses, in order."""
-    return {"Q1_2-3_baseline_training": _with_seeds(["q1.3-mlp", "q1.3-convnet"]),
-            "Q1_4_tuning": [*FIGURE6_SWEEP.run_names(), *MLP_SWEEP.run_names(), "q1.4-mlp", "q1.4-convnet-e15"],
-            "Q2_stl10_finetuning_tsne": ["q1.4-convnet", "q3-best", *_q2_runs()],
-            "Q3_best_recipe": ["q1.4-mlp-plus", "q1.4-convnet-plus", "q3-best", "q3-e4", "q3-fast",
-                               "q3-fast-short"]}
-
-
-def _q2_strategies() -> dict[str, str]:
-    """Returns the Q2 notebook's strategy presets for the STL-10 data prepared (the sample's before `make data`)."""
-    try:
-        return training_strategies()
-    except DataError:                    # STL-10 not prepared yet: `make data` prepares the sample
-        return TRAINING_STRATEGIES["real sample"]
-
-
-def _q2_runs() -> list[str]:
-    """Returns the fine-tuning runs of the Q2 notebook: each strategy and the 60-epoch pair, every seed."""
-    strategies = _q2_strategies()
-    return _with_seeds([*strategies.values(), f"{strategies[FULL_FINE_TUNING]}-e60"])
-
-
-def _with_seeds(presets: list[str]) -> list[str]:
-    """Returns the run names of `presets` for every seed of SEEDS (see `experiment.run_seeds`)."""
-    return [seed_run_name(preset, seed) for preset in presets for seed in SEEDS]
-
-
 def weight_runs() -> set[str]:
     """Returns the runs whose trained weights the notebooks use: reused only with their checkpoint, trained
     again without it. Every other finished run is read from its files."""
-    strategies = _q2_strategies()
+    strategies = q2_strategies()
     pretrained = {name for name, needed in pretrained_runs(strategies).items() if needed}
-    return {"q1.3-mlp", "q1.3-convnet", strategies[FULL_FINE_TUNING], *pretrained}
+    declared = {name for contents in notebook_contents() for entry in contents.weights for name in expand(entry)}
+    return {*declared, strategies[FULL_FINE_TUNING], *pretrained}
 
 
 def planned_config(run_name: str) -> TrainConfig:
@@ -103,7 +76,8 @@ def planned_config(run_name: str) -> TrainConfig:
 def training_plan(stems: list[str]) -> str:
     """Returns what running these notebooks will train and reuse, as `run_state` decides it for each run (the
     notebooks' calls ask the same function), with the time each training took when its metrics.json was made."""
-    planned = list(dict.fromkeys(name for stem, names in notebook_runs().items() if stem in stems for name in names))
+    planned = list(dict.fromkeys(name for contents in notebook_contents() if contents.stem in stems
+                                 for name in contents.run_names()))
     weights = weight_runs()
     lines, total, reused, to_train = [], 0.0, 0, set()
     for name in planned:
@@ -116,13 +90,9 @@ def training_plan(stems: list[str]) -> str:
             reused += 1
             continue
         to_train.add(name)
-        metrics = read_json(runs_dir() / run_name_for(name) / "metrics.json")
-        if "train_seconds" in metrics:
-            total += metrics["train_seconds"] / 60
-            lines.append(f"  {plan.action} {name} ({plan.reason}): about {metrics['train_seconds'] / 60:.1f} min "
-                         f"(last time, on {metrics.get('device', 'an unknown device')})")
-        else:
-            lines.append(f"  {plan.action} {name} ({plan.reason}): time unknown")
+        run_dir = runs_dir() / run_name_for(name)
+        total += read_json(run_dir / "metrics.json").get("train_seconds", 0) / 60
+        lines.append(f"  {plan.action} {name} ({plan.reason}): {expected_time(run_dir)}")
     head = (f"{len(planned) - reused} runs to train, about {total:.0f} min from the committed run times; "
             f"{reused} finished runs are reused")
     starts = {_start_of(name) for name in planned} & to_train

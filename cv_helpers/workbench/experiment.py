@@ -20,23 +20,23 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .checkpoint import model_from_checkpoint
-from .config import (REPO_ROOT, by_mode, describe_device, memory_layout, resolve_device, run_name_for, runs_dir,
+from ..checkpoint import model_from_checkpoint
+from ..config import (REPO_ROOT, by_mode, describe_device, memory_layout, resolve_device, run_name_for, runs_dir,
                      seed_everything)
-from .data import (CIFAR100, STL10_5CLASS, ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, load_stl10,
-                   stl10_source)
-from .errors import CheckpointError, ConfigError
-from .fast_loader import FastLoader
-from .files import read_json, write_json
-from .models import (adapt_for_finetuning, build_model, count_parameters, finetuned_kwargs,
-                     freeze_all_but_new_layers, size_kwargs)
+from ..data import (CIFAR100, STL10, STL10_CLASSES, ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100,
+                    load_stl10, stl10_source)
+from ..errors import CheckpointError, ConfigError
+from ..fast_loader import FastLoader
+from ..files import read_json, write_json
+from ..finetune import adapt_for_finetuning, finetuned_kwargs, freeze_all_but_new_layers
+from ..models import build_model, count_parameters, size_kwargs
 from .presets import PRESETS, get_preset
 from .runs import RunLock, is_complete, publish, retrain_folder, run_folder, write_config, write_metrics
-from .history import FitResult, History
-from .train import fit, per_class_accuracy, predict
-from .train_config import TrainConfig, differing_settings
-from .transforms import get_augmentation, make_test_transform, make_train_transform
-from .whitening import whiten_first_conv
+from ..history import FitResult, History
+from ..train import fit, per_class_accuracy, predict
+from ..train_config import TrainConfig, differing_settings
+from ..transforms import get_augmentation, make_test_transform, make_train_transform
+from ..whitening import whiten_first_conv
 
 EVAL_BATCH_SIZE = 1000
 SEEDS = (0, 1, 2)   # the seeds every published spread is taken over
@@ -94,7 +94,7 @@ def make_loaders(config: TrainConfig, train: ArraySplit, test: ArraySplit, label
 
 def checkpoint_hint(init_from: str) -> str:
     """Returns what a student runs to create the checkpoint that `init_from` names."""
-    command = (f"`python -m cv_helpers train --preset {init_from}`" if init_from in PRESETS
+    command = (f"`python -m cv_helpers.workbench train --preset {init_from}`" if init_from in PRESETS
                else f"train the run {init_from!r}")
     return f"train the CIFAR-100 network first: {command}"
 
@@ -190,7 +190,7 @@ def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | Non
         if not checkpoint.is_file() and is_complete(run_dir) and \
                 saved.get("checkpoint_epoch") == read_json(run_dir / "config.json")["epochs"]:
             return saved
-        model, state = model_from_checkpoint(checkpoint, hint=f"train it first: `python -m cv_helpers train "
+        model, state = model_from_checkpoint(checkpoint, hint=f"train it first: `python -m cv_helpers.workbench train "
                                                               f"--run-name {run_name} ...`")
         config = TrainConfig.from_dict(state["config"])
         device = resolve_device(device)
@@ -239,6 +239,9 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
         plan = run_state(run_dir, wanted, need_weights=True, resume=resume)   # decided again, under the lock
         if plan.action == "retrain":
             shutil.rmtree(plan.folder, ignore_errors=True)
+        if progress and plan.action != "reuse":
+            print(f"{plan.action} {run_dir.name} ({plan.reason}): {config.epochs} epochs, {expected_time(run_dir)}",
+                  flush=True)
 
         def record_progress(result: FitResult) -> None:
             lock.update(result.history.epochs)
@@ -298,8 +301,9 @@ def network_kwargs(config: TrainConfig, num_classes: int, image_size: int) -> di
 
 def dataset_shape(dataset: str) -> tuple[int, int]:
     """Returns (number of classes, image side in pixels) of 'cifar100' (fine labels) or 'stl10' (the five classes)."""
-    spec, label_key = (STL10_5CLASS, "labels") if dataset == "stl10" else (CIFAR100, "fine_labels")
-    return spec.label_files[label_key], spec.image_hw
+    if dataset == "stl10":
+        return len(STL10_CLASSES), STL10.image_hw
+    return CIFAR100.label_files["fine_labels"], CIFAR100.image_hw
 
 
 def recorded_config(config: TrainConfig) -> TrainConfig:
@@ -395,7 +399,25 @@ def preset_of(run_name: str) -> str:
     return re.sub(r"-seed\d+$", "", run_name)
 
 
+def load_or_train(preset: str, run_name: str | None = None, *, need_model: bool = True,
+                  root: Path | str | None = None) -> RunResult:
+    """The notebooks' call for one preset's run (`run_name`, default the preset's name): read from runs/ when it
+    finished with these settings, otherwise trained (or resumed) through `fit`, i.e. the course's `train`, with
+    progress bars, and saved. need_model=False reads a finished run from its files alone (`RunResult.model` is
+    None), so its checkpoint is not needed."""
+    return run_experiment(get_preset(preset), run_name or preset, resume=True, root=root, weights=need_model)
+
+
 def run_seeds(preset: str, seeds: Iterable[int] = SEEDS, root: Path | str | None = None) -> list[RunResult]:
     """Trains (or reuses from its files, without weights) a preset once per seed: runs NAME, NAME-seed1, ..."""
     return [run_experiment(replace(get_preset(preset), seed=seed), seed_run_name(preset, seed), resume=True,
-                           root=root, progress=False, weights=False) for seed in seeds]
+                           root=root, weights=False) for seed in seeds]
+
+
+def expected_time(run_dir: Path) -> str:
+    """Returns how long the run in `run_dir` took the last time it trained, and on what, from its metrics.json."""
+    metrics = read_json(run_dir / "metrics.json")
+    if "train_seconds" not in metrics:
+        return "time unknown (never trained here)"
+    device = metrics.get("device", "an unknown device")
+    return f"about {metrics['train_seconds'] / 60:.1f} min the last time (on {device})"

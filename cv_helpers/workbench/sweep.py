@@ -13,11 +13,11 @@ import statistics
 from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
-from .errors import TrainingDiverged
+from ..errors import TrainingDiverged
 from .experiment import run_experiment
 from .presets import PRESETS
-from .history import run_status
-from .train_config import TrainConfig
+from ..history import run_status
+from ..train_config import TrainConfig
 
 FAILED = ("worse", "diverged", "at chance")     # verdicts of a change that did worse than the base
 
@@ -51,7 +51,7 @@ class Sweep:
 
 # The settings the course report tried by hand for its Figure 6 ConvNet (Q1.4, Table 1 and the text beside it),
 # around its best recipe (preset q1.4-convnet: SGD with momentum and weight decay, lr 0.01, batch 128), on the
-# same net for 3 epochs instead of 50: the CPU budget (about an hour for the list on 2 cores).
+# same net for 3 epochs instead of 50: the CPU budget.
 FIGURE6_SWEEP = Sweep(
     prefix="q1.4-sweep-figure6",
     base=replace(PRESETS["q1.4-convnet"], epochs=3),

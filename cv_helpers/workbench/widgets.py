@@ -7,14 +7,14 @@ import ipywidgets as widgets
 from IPython.display import display
 from matplotlib import pyplot as plt
 
-from .config import by_mode
-from .errors import WorkbookError
+from ..config import by_mode
+from ..errors import WorkbookError
 from .experiment import run_experiment
-from .models import MODELS
-from .history import FitResult, History
-from .train_config import OPTIMIZERS, TrainConfig
-from .transforms import AUGMENTATIONS
-from .viz import plot_history
+from ..models import MODELS
+from ..history import FitResult, History
+from ..train_config import OPTIMIZERS, TrainConfig
+from ..transforms import AUGMENTATIONS
+from ..viz import plot_history
 
 
 class LivePlot:
