@@ -18,8 +18,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""   # tests run on the CPU on every machine, GPU or not (numbers, messages)
 
 from cv_helpers.config import REPO_ROOT, data_dir  # noqa: E402  (after the environment is set)
-from tests.fixtures import make_fixture_data  # noqa: E402
 from cv_helpers.prepare import convert_stl10  # noqa: E402
+from tests.fixtures import make_fixture_data  # noqa: E402
 
 REAL_DATA = data_dir()
 HAS_REAL_CIFAR = (REAL_DATA / "cifar100" / "train_images.npy").is_file()

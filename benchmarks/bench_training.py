@@ -26,13 +26,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cv_helpers.config import by_mode, describe_device
 from cv_helpers.data import CIFAR100_loader, load_cifar100
-from cv_helpers.workbench.experiment import run_experiment
 from cv_helpers.fast_loader import FastLoader
+from cv_helpers.history import minutes_to_accuracy
 from cv_helpers.models import build_model
+from cv_helpers.transforms import get_augmentation, make_train_transform
+from cv_helpers.workbench.experiment import run_experiment
 from cv_helpers.workbench.presets import get_preset
 from cv_helpers.workbench.results import ACCURACY_TARGETS
-from cv_helpers.history import minutes_to_accuracy
-from cv_helpers.transforms import get_augmentation, make_train_transform
 
 BATCH_SIZE = 64
 # name -> (registry name, kwargs, compile): compile pays off for the Figure 6 net only (measured on CPU).

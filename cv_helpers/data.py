@@ -222,6 +222,6 @@ class STL10_Dataset(_ArrayImageDataset):  # noqa: N801 - the assignment's name
                  transform: Callable | None = None) -> None:
         split = load_split(STL10, "train" if train else "test", root)                 # ten classes, labels 1..10
         images, labels = select_stl10_classes(split.images, split.labels["labels"])    # five classes, labels 0..4
-        keep = smoke_subset(ArraySplit(images, {"labels": labels}, {}), "labels", by_mode(len(images),
-                                                                                          250 if train else 200))
-        super().__init__(keep.images, keep.labels["labels"], list(STL10_CLASSES), transform)
+        size = by_mode(len(labels), 250 if train else 200)                            # a few hundred in smoke mode
+        five = smoke_subset(ArraySplit(images, {"labels": labels}, {}), "labels", size)
+        super().__init__(five.images, five.labels["labels"], list(STL10_CLASSES), transform)

@@ -8,8 +8,8 @@ import statistics
 from pathlib import Path
 from typing import Sequence
 
-from .files import write_text
 from .config import report_dir
+from .files import write_text
 
 
 def _cell(value) -> str:

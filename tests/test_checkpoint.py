@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from cv_helpers.checkpoint import load_checkpoint, load_state_checked, model_from_checkpoint, save_checkpoint
-from cv_helpers.files import write_atomically
 from cv_helpers.errors import CheckpointError, WorkbookError
+from cv_helpers.files import write_atomically
 from cv_helpers.models import ConvNet, ConvNetBN
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cv_helpers.workbench.cli import TRAIN_FLAGS, build_parser, main
 from cv_helpers.models import MODELS
-from cv_helpers.workbench.presets import PRESETS
 from cv_helpers.train_config import OPTIMIZERS, TrainConfig
 from cv_helpers.transforms import AUGMENTATIONS
+from cv_helpers.workbench.cli import TRAIN_FLAGS, build_parser, main
+from cv_helpers.workbench.presets import PRESETS
 
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:

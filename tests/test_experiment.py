@@ -9,10 +9,10 @@ import torch
 
 from cv_helpers.checkpoint import save_checkpoint
 from cv_helpers.errors import CheckpointError, ConfigError
-from cv_helpers.workbench.experiment import build_network, evaluate_run, load_or_train, run_experiment
-from cv_helpers.workbench.presets import PRESETS, get_preset
 from cv_helpers.models import ConvNetBN
 from cv_helpers.train import TrainConfig
+from cv_helpers.workbench.experiment import build_network, evaluate_run, load_or_train, run_experiment
+from cv_helpers.workbench.presets import PRESETS, get_preset
 
 
 def test_pil_path_trains_through_the_torchvision_transforms(data_root):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.workbench.lr_finder import RangeTest, lr_range_test
 from cv_helpers.train import TrainConfig
+from cv_helpers.workbench.lr_finder import RangeTest, lr_range_test
 
 MLP = TrainConfig(model="mlp", optimizer="sgd", momentum=0.9, batch_size=32, augmentation="none")
 

@@ -16,12 +16,12 @@ import pytest
 from conftest import digest
 
 from cv_helpers.config import run_name_for
+from cv_helpers.train import TrainConfig
 from cv_helpers.workbench.experiment import preset_of
 from cv_helpers.workbench.presets import PRESETS
 from cv_helpers.workbench.report import build_report
 from cv_helpers.workbench.results import WHAT_WORKED, write_results_table
 from cv_helpers.workbench.sweep import REPORT_SWEEPS
-from cv_helpers.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,10 @@ import torch
 from matplotlib import pyplot as plt
 
 from cv_helpers.errors import WorkbookError
+from cv_helpers.viz import save_figure
 from cv_helpers.workbench.report import build_report, report_sections
 from cv_helpers.workbench.results import (TIME_TO_ACCURACY_HEADERS, WHAT_WORKED, load_runs, measured_accuracy,
                                           summarise, time_to_accuracy, what_worked, write_results_table)
-from cv_helpers.viz import save_figure
 
 
 def _run(folder, name, accuracy, source="cifar100", epochs=10, seconds=120.0, seed=0, sizes=(50_000, 10_000)):

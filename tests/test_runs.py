@@ -16,10 +16,10 @@ import torch
 
 from cv_helpers.config import runs_dir
 from cv_helpers.errors import ConfigError
+from cv_helpers.train import TrainConfig
 from cv_helpers.workbench.experiment import run_experiment
 from cv_helpers.workbench.results import load_runs, summarise
 from cv_helpers.workbench.runs import LOCKS, RunBusy, RunLock, retrain_folder
-from cv_helpers.train import TrainConfig
 from cv_helpers.workbench.widgets import train_and_plot
 
 TINY = TrainConfig(model="mlp", epochs=1, batch_size=128)

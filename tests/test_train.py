@@ -13,11 +13,11 @@ import torch
 from cv_helpers.checkpoint import load_checkpoint
 from cv_helpers.errors import ConfigError, TrainingDiverged
 from cv_helpers.fast_loader import FastLoader
-from tests.fixtures import class_images
 from cv_helpers.models import ConvNet, TwoLayerNet
 from cv_helpers.train import (TrainConfig, confusion_matrix, fit, initialize_optimizer, lr_factor,
                               per_class_accuracy, predict, train, valid, valid_class)
 from cv_helpers.transforms import get_augmentation
+from tests.fixtures import class_images
 
 
 def _loaders(num_classes: int = 4, per_class: int = 40, seed: int = 0, recipe: str = "none"):

@@ -11,11 +11,11 @@ from conftest import need
 from matplotlib import pyplot as plt
 
 from cv_helpers.errors import ConfigError
-from tests.fixtures import make_fixture_data
 from cv_helpers.train import TrainConfig
+from cv_helpers.viz import plot_importances, plot_trial_history
 from cv_helpers.workbench.tune import (SearchSpace, create_or_load_study, open_storage, parameter_importances,
                                        run_study, suggest_config, trial_curves, write_study_report)
-from cv_helpers.viz import plot_importances, plot_trial_history
+from tests.fixtures import make_fixture_data
 
 BASE = TrainConfig(model="convnet", epochs=2)
 

@@ -6,13 +6,13 @@ import pytest
 from matplotlib import pyplot as plt
 
 from cv_helpers.data import CIFAR100_loader
-from cv_helpers.workbench.lr_finder import RangeTest
 from cv_helpers.history import History
 from cv_helpers.transforms import make_test_transform
 from cv_helpers.viz import (NETWORK_COLOURS, plot_accuracy_against_time, plot_confusion_matrix, plot_embedding,
                             plot_history, plot_per_class_accuracy, plot_range_tests, plot_trial_curves,
                             plot_trial_history, run_colours, save_figure, show_class_examples, tsne_embedding,
                             tsne_perplexity)
+from cv_helpers.workbench.lr_finder import RangeTest
 
 
 def _figure():

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.workbench.experiment import build_network
 from cv_helpers.models import build_model
 from cv_helpers.train import TrainConfig
 from cv_helpers.whitening import patch_whitening_filters, whiten_first_conv
+from cv_helpers.workbench.experiment import build_network
 
 
 def _smooth_images(n: int, side: int = 16, seed: int = 0) -> np.ndarray:

@@ -16,9 +16,9 @@ from typing import NoReturn
 from ..config import data_dir, resolve_device
 from ..errors import ConfigError, WorkbookError
 from ..models import MODELS, has_hidden_size
-from .presets import PRESETS, get_preset
 from ..train_config import DATASETS, LOADERS, OPTIMIZERS, SCHEDULES, TrainConfig
 from ..transforms import AUGMENTATIONS
+from .presets import PRESETS, get_preset
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad command line is one `error:` line (exit 2) pointing at --help, not the usage block."""

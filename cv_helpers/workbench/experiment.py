@@ -29,14 +29,14 @@ from ..errors import CheckpointError, ConfigError
 from ..fast_loader import FastLoader
 from ..files import read_json, write_json
 from ..finetune import adapt_for_finetuning, finetuned_kwargs, freeze_all_but_new_layers
-from ..models import build_model, count_parameters, size_kwargs
-from .presets import PRESETS, get_preset
-from .runs import RunLock, is_complete, publish, retrain_folder, run_folder, write_config, write_metrics
 from ..history import FitResult, History
+from ..models import build_model, count_parameters, size_kwargs
 from ..train import fit, per_class_accuracy, predict
 from ..train_config import TrainConfig, differing_settings
 from ..transforms import get_augmentation, make_test_transform, make_train_transform
 from ..whitening import whiten_first_conv
+from .presets import PRESETS, get_preset
+from .runs import RunLock, is_complete, publish, retrain_folder, run_folder, write_config, write_metrics
 
 EVAL_BATCH_SIZE = 1000
 SEEDS = (0, 1, 2)   # the seeds every published spread is taken over

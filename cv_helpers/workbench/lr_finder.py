@@ -13,9 +13,9 @@ from torch import nn
 
 from ..config import default_device, seed_everything
 from ..errors import ConfigError, TrainingDiverged
-from .experiment import build_network, load_splits, make_loaders
 from ..train import initialize_optimizer, train
 from ..train_config import TrainConfig
+from .experiment import build_network, load_splits, make_loaders
 
 
 @dataclass

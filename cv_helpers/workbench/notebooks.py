@@ -16,14 +16,14 @@ from nbclient.exceptions import CellTimeoutError
 
 from ..config import mode_name, report_dir, run_name_for, runs_dir
 from ..errors import CheckpointError, ConfigError
+from ..files import read_json, write_text
+from ..tables import save_table
+from ..train_config import TrainConfig
 from .contents import NOTEBOOK_DIR, expand, notebook_contents, q2_strategies
 from .experiment import expected_time, preset_of, state_of
-from ..files import read_json, write_text
-from .strategies import FULL_FINE_TUNING, pretrained_runs
 from .presets import PRESETS, get_preset
+from .strategies import FULL_FINE_TUNING, pretrained_runs
 from .sweep import REPORT_SWEEPS
-from ..train_config import TrainConfig
-from ..tables import save_table
 
 CELL_TIMEOUT_SECONDS = 6 * 3600
 

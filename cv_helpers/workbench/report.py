@@ -9,9 +9,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..files import write_text
 from ..config import report_dir
 from ..errors import WorkbookError
+from ..files import write_text
 from .contents import notebook_contents
 
 RESULTS_SECTION = ("Results", "Every number comes from a saved run (`runs/<name>/config.json`, `metrics.json`).",

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from ..config import run_name_for, runs_dir
 from ..data import data_name
-from .experiment import preset_of
 from ..files import read_json
+from ..history import History, minutes_to_accuracy
+from ..tables import save_table
+from .experiment import preset_of
 from .presets import PRESETS
 from .runs import in_progress_text, is_complete
-from ..tables import save_table
-from ..history import History, minutes_to_accuracy
 
 # The course report's numbers (test accuracy in %), by the preset that is its protocol.
 REPORT_RESULTS = {"q1.3-mlp": 11.0, "q1.3-convnet": 22.0, "q1.4-mlp": 22.0, "q1.4-convnet": 56.0,

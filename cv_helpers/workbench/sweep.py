@@ -14,10 +14,10 @@ from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 from ..errors import TrainingDiverged
-from .experiment import run_experiment
-from .presets import PRESETS
 from ..history import run_status
 from ..train_config import TrainConfig
+from .experiment import run_experiment
+from .presets import PRESETS
 
 FAILED = ("worse", "diverged", "at chance")     # verdicts of a change that did worse than the base
 

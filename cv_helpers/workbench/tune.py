@@ -19,14 +19,14 @@ import sqlalchemy
 
 from ..config import runs_dir
 from ..errors import ConfigError, TrainingDiverged
-from .experiment import run_experiment
+from ..history import FitResult, run_status
 from ..models import MODELS, has_hidden_size
 from ..tables import save_table
-from ..history import FitResult, run_status
 from ..train_config import OPTIMIZERS, TrainConfig
 from ..transforms import AUGMENTATIONS
 from ..validation import check_choice, check_name
 from ..viz import plot_importances, plot_trial_curves, plot_trial_history, save_figure
+from .experiment import run_experiment
 
 # Optuna's INFO lines are ANSI-coloured log records; `run_study` prints one plain line per trial instead.
 optuna.logging.set_verbosity(optuna.logging.WARNING)

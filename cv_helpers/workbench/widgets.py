@@ -9,12 +9,12 @@ from matplotlib import pyplot as plt
 
 from ..config import by_mode
 from ..errors import WorkbookError
-from .experiment import run_experiment
-from ..models import MODELS
 from ..history import FitResult, History
+from ..models import MODELS
 from ..train_config import OPTIMIZERS, TrainConfig
 from ..transforms import AUGMENTATIONS
 from ..viz import plot_history
+from .experiment import run_experiment
 
 
 class LivePlot:
