@@ -6,7 +6,7 @@ export CV_HELPERS_DATA ?= $(CURDIR)/data
 SHARED_DATA := $(CURDIR)/../shared/data/unpack.py
 STL10_SAMPLE := $(CURDIR)/../shared/data/stl10_sample
 
-.PHONY: install data report test smoke-report benchmark lab
+.PHONY: install data report test smoke-report benchmark lab student
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,11 @@ smoke-report: data
 
 test: data
 	$(PY) -m pytest
+
+# The student edition: every solution region of the package and the notebooks a stub (see workbench/edition.py).
+STUDENT ?= student-edition
+student: install
+	$(PY) -m cv_helpers.workbench edition student "$(STUDENT)"
 
 benchmark: data
 	$(PY) benchmarks/bench_training.py

@@ -161,9 +161,12 @@ def data_name(source: str, train_size: int, test_size: int) -> str:
 def select_stl10_classes(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns the images of car, deer, horse, monkey and truck (the archive's labels 3, 5, 7, 8, 10) and their
     labels 0..4 in that order. images: (N, 96, 96, 3) uint8; labels: (N,) int64, 1..10."""
+    # TODO(Q2.1): keep the images labelled 3, 5, 7, 8 or 10 and relabel them 0..4
+    # BEGIN SOLUTION
     kept = np.array(STL10_KEPT_LABELS)
     mask = np.isin(labels, kept)
     return images[mask], np.searchsorted(kept, labels[mask])
+    # END SOLUTION
 
 
 def load_stl10(train: bool = True, root: Path | str | None = None) -> ArraySplit:
@@ -184,10 +187,13 @@ class _ArrayImageDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int):
+        # TODO(Q1.3a): return (transform(PIL image of self.images[index]), its label as an int)
+        # BEGIN SOLUTION
         image = Image.fromarray(self.images[index])
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.targets[index])
+        # END SOLUTION
 
 
 class CIFAR100_loader(_ArrayImageDataset):  # noqa: N801 - the assignment's name
@@ -199,11 +205,14 @@ class CIFAR100_loader(_ArrayImageDataset):  # noqa: N801 - the assignment's name
 
     def __init__(self, root: Path | str | None = None, train: bool = True,
                  transform: Callable | None = None) -> None:
+        # TODO(Q1.3a): load the split with load_cifar100 and keep its images, fine and coarse labels and class names
+        # BEGIN SOLUTION
         split = load_cifar100(train, root)
         self.fine_labels = split.labels["fine_labels"]
         self.coarse_labels = split.labels["coarse_labels"]
         self.superclasses = split.meta["coarse_label_names"]
         super().__init__(split.images, self.fine_labels, split.meta["fine_label_names"], transform)
+        # END SOLUTION
 
     def superclass_table(self) -> list[tuple[str, str]]:
         """Returns (superclass name, its fine class names joined by ', ') for each of the 20 superclasses."""

@@ -30,6 +30,8 @@ def adapt_for_finetuning(model: nn.Module, num_classes: int, image_size: int) ->
 
     Returns the same model (changed in place); convolution weights are kept, the new layers start fresh.
     """
+    # TODO(Q2.2a): a new num_classes-way head (model.HEAD), fc1 (model.FIRST_FC) resized for image_size
+    # BEGIN SOLUTION
     head: nn.Linear = getattr(model, model.HEAD)
     setattr(model, model.HEAD, nn.Linear(head.in_features, num_classes))
     first_fc: nn.Linear = getattr(model, model.FIRST_FC)
@@ -37,6 +39,7 @@ def adapt_for_finetuning(model: nn.Module, num_classes: int, image_size: int) ->
     if in_features != first_fc.in_features:
         setattr(model, model.FIRST_FC, nn.Linear(in_features, first_fc.out_features))
     return model
+    # END SOLUTION
 
 
 def freeze_all_but_new_layers(model: nn.Module) -> int:

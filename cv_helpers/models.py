@@ -65,14 +65,20 @@ class TwoLayerNet(Network):
 
     def __init__(self, input_size: int = 3 * 32 * 32, hidden_size: int = 64, num_classes: int = 100) -> None:
         super().__init__()
+        # TODO(Q1.2): create fc1 (input_size -> hidden_size) and fc2 (hidden_size -> num_classes)
+        # BEGIN SOLUTION
         self.fc1 = nn.Linear(input_size, hidden_size)
         self.fc2 = nn.Linear(hidden_size, num_classes)
+        # END SOLUTION
 
     def conv_features(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        # TODO(Q1.2): flatten x (N, 3, H, W) and return ReLU(fc1(x)), (N, hidden_size)
+        # BEGIN SOLUTION
         return F.relu(self.fc1(x.flatten(1)))
+        # END SOLUTION
 
 
 
@@ -108,6 +114,8 @@ class ConvNet(Network):
 
     def __init__(self, num_classes: int = 100, image_size: int = 32) -> None:
         super().__init__()
+        # TODO(Q1.2): create LeNet-5's layers: conv1, pool1, conv2, pool2 (average pooling), fc1, fc2, fc3
+        # BEGIN SOLUTION
         self.conv1 = nn.Conv2d(3, 6, kernel_size=5)
         self.pool1 = nn.AvgPool2d(2, 2)
         self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
@@ -116,13 +124,20 @@ class ConvNet(Network):
         self.fc1 = nn.Linear(16 * side * side, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, num_classes)
+        # END SOLUTION
 
     def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        # TODO(Q1.2): conv1 -> ReLU -> pool1 -> conv2 -> ReLU -> pool2; return the (N, 16, 5, 5) feature maps
+        # BEGIN SOLUTION
         x = self.pool1(F.relu(self.conv1(x)))
         return self.pool2(F.relu(self.conv2(x)))
+        # END SOLUTION
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        # TODO(Q1.2): flatten the feature maps, then fc1 -> ReLU -> fc2 -> ReLU; return (N, 84)
+        # BEGIN SOLUTION
         return F.relu(self.fc2(F.relu(self.fc1(self.conv_features(x).flatten(1)))))
+        # END SOLUTION
 
 
 

@@ -65,6 +65,8 @@ def train(net: nn.Module, train_loader: Iterable, epochs: int = 1, optimizer: to
             images, labels = to_device(images, device), labels.to(device, non_blocking=True)
             if before_step is not None:
                 before_step(step)
+            # TODO(Q1.3c): the step: logits = net(images), loss, zero_grad, backward, step; loss_value = loss.item()
+            # BEGIN SOLUTION
             with autocast(device):
                 logits = net(images)
             loss = criterion(logits.float(), labels)
@@ -72,6 +74,7 @@ def train(net: nn.Module, train_loader: Iterable, epochs: int = 1, optimizer: to
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            # END SOLUTION
             if after_step is not None:
                 after_step(step, loss_value)
             loss_sum += loss_value * len(labels)
@@ -107,6 +110,8 @@ def initialize_optimizer(net: nn.Module, optimizer: str = "adam", lr: float = 1e
                          weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Returns the named optimizer (sgd with momentum, adam, adamw, rmsprop, adagrad) over net's parameters."""
     check_choice("optimizer", optimizer, OPTIMIZERS)
+    # TODO(Q1.3b): return the torch.optim optimizer named `optimizer` over net.parameters()
+    # BEGIN SOLUTION
     params = net.parameters()
     if optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -117,6 +122,7 @@ def initialize_optimizer(net: nn.Module, optimizer: str = "adam", lr: float = 1e
     if optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+    # END SOLUTION
 
 
 def _finite(loss: float, optimizer: torch.optim.Optimizer, epoch: int, step: int) -> float:

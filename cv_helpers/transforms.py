@@ -58,6 +58,8 @@ def get_augmentation(name: str) -> Augmentation:
 def make_train_transform(name: str = "q1.3", image_size: int = 32) -> T.Compose:
     """Returns the course's per-image training pipeline for augmentation `name`: PIL image -> float tensor
     (3, H, W) in [-1, 1]."""
+    # TODO(Q1.3b): build the augmentation's torchvision steps, then ToTensor and Normalize(MEAN, STD)
+    # BEGIN SOLUTION
     recipe = get_augmentation(name)
     steps: list = []
     if recipe.hflip:
@@ -73,15 +75,22 @@ def make_train_transform(name: str = "q1.3", image_size: int = 32) -> T.Compose:
     if recipe.brightness or recipe.contrast or recipe.saturation:
         steps.append(T.ColorJitter(recipe.brightness, recipe.contrast, recipe.saturation))
     return T.Compose(steps + [T.ToTensor(), T.Normalize(MEAN, STD)])
+    # END SOLUTION
 
 
 def make_test_transform() -> T.Compose:
     """Returns the test pipeline: normalisation only."""
+    # TODO(Q1.3b): ToTensor and Normalize(MEAN, STD), nothing random
+    # BEGIN SOLUTION
     return T.Compose([T.ToTensor(), T.Normalize(MEAN, STD)])
+    # END SOLUTION
 
 
 def unnormalize(images: torch.Tensor) -> torch.Tensor:
     """Returns images mapped back from [-1, 1] to [0, 1] for display; shape unchanged, (..., 3, H, W)."""
+    # TODO(Q1.1): undo Normalize(MEAN, STD): images * std + mean per channel, clamped to [0, 1]
+    # BEGIN SOLUTION
     mean = torch.tensor(MEAN, device=images.device).view(3, 1, 1)
     std = torch.tensor(STD, device=images.device).view(3, 1, 1)
     return (images * std + mean).clamp(0, 1)
+    # END SOLUTION

@@ -245,8 +245,11 @@ def tsne_perplexity(num_samples: int, preferred: float = 30.0) -> float:
 
 def tsne_embedding(features: np.ndarray, random_state: int = 0) -> np.ndarray:
     """Returns the 2-D t-SNE embedding (N, 2) of features (N, D), with a perplexity valid for N."""
+    # TODO(Q2.2b): embed the features in 2-D with sklearn's TSNE (perplexity: tsne_perplexity)
+    # BEGIN SOLUTION
     tsne = TSNE(n_components=2, perplexity=tsne_perplexity(len(features)), init="pca", random_state=random_state)
     return tsne.fit_transform(features)
+    # END SOLUTION
 
 
 def plot_embedding(embedding: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str,

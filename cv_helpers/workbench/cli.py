@@ -1,5 +1,5 @@
 """Command line: `python -m cv_helpers.workbench COMMAND ...` (train, evaluate, prepare-data, run-notebooks, tune,
-tune-report, report-tables).
+tune-report, report-tables, edition).
 
 Errors print as one line (exit 2); Ctrl-C or SIGTERM keeps the last completed epoch (exit 130).
 """
@@ -235,6 +235,7 @@ INTERRUPTED = {
     "run-notebooks": "finished runs and notebooks are kept and reused; rerun the same command to continue",
     "tune": "finished trials are kept in the study; rerun the same command to add more",
     "tune-report": "rerun the command", "report-tables": "rerun the command",
+    "edition": "delete the half-written folder and rerun the command",
 }
 
 
@@ -253,7 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune_parsers(commands)
     commands.add_parser("report-tables", help="build report/tables/results.{md,csv} from the run folders, then "
                                               "report/report.md (refuses smoke-mode figures)")
+    edition = commands.add_parser("edition", help="write the student edition: every solution region a stub")
+    edition.add_argument("kind", choices=["student"], help="which edition")
+    edition.add_argument("out", type=Path, help="a new folder for it")
     return parser
+
+
+def _run_edition(args: argparse.Namespace) -> int:
+    from .edition import write_student_edition
+
+    stubbed = write_student_edition(args.out)
+    regions = sum(len(tasks) for tasks in stubbed.values())
+    print(f"student edition in {args.out}: {regions} solution regions stubbed in {len(stubbed)} files; "
+          f"tasks and points in {args.out / 'manifest.json'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C: last checkpoint kept
     handlers = {"train": _run_train, "evaluate": _run_evaluate, "prepare-data": _run_prepare,
                 "run-notebooks": _run_notebooks, "tune": _run_tune, "tune-report": _run_tune_report,
-                "report-tables": _run_report_tables}
+                "report-tables": _run_report_tables, "edition": _run_edition}
     try:
         return handlers[args.command](args)
     except WorkbookError as err:

@@ -1,0 +1,117 @@
+"""The student edition: generated from the solution, stubs where the course's tasks are, no solution left in it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cv_helpers.errors import ConfigError
+from cv_helpers.workbench.edition import (BEGIN, END, SHIPPED, TASKS, strip_markdown, strip_notebook, strip_python,
+                                          write_student_edition)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _solution_copy(folder: Path) -> Path:
+    """Copies what the edition is made from into `folder`, with a canary line inside every solution region."""
+    for name in SHIPPED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(source, folder / name)
+    regions = 0
+    for path in sorted((folder / "cv_helpers").rglob("*.py")):
+        lines = path.read_text().split("\n")
+        with_canaries = []
+        for line in lines:
+            with_canaries.append(line)
+            if line.strip() == BEGIN:
+                regions += 1
+                with_canaries.append(f"{line[:len(line) - len(line.lstrip())]}x = 'CANARY-{regions}'")
+        path.write_text("\n".join(with_canaries))
+    assert regions >= 10
+    return folder
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_edition_keeps_no_solution_line_and_no_marker(tmp_path):
+    solution = _solution_copy(tmp_path / "solution")
+    stubbed = write_student_edition(tmp_path / "edition", root=solution)
+    texts = {name: (tmp_path / "edition" / name).read_text() for name in _digests(tmp_path / "edition")}
+    assert not [name for name, text in texts.items() if "CANARY-" in text]
+    assert not [name for name, text in texts.items() if any(line.strip() in (BEGIN, END) for line in text.split("\n"))]
+    stubs = [line for text in texts.values() for line in text.split("\n")
+             if line.strip().startswith('raise NotImplementedError("TODO(')]
+    assert len(stubs) == sum(len(tasks) for tasks in stubbed.values())
+    assert not {"runs", "report", "tests", "docs"} & {name.split("/")[0] for name in texts}
+
+
+def test_two_generations_give_the_same_bytes_and_a_manifest_of_every_task(tmp_path):
+    write_student_edition(tmp_path / "first")
+    write_student_edition(tmp_path / "second")
+    assert _digests(tmp_path / "first") == _digests(tmp_path / "second")
+    manifest = json.loads((tmp_path / "first" / "manifest.json").read_text())
+    assert [task["id"] for task in manifest["tasks"]] == [task.id for task in TASKS]
+    assert manifest["total_points"] == 3 + 4 + 8 + 10 + 5 + 10       # Q1.1 ... Q2.2; Q3 is a bonus
+    unstubbed = [t["id"] for t in manifest["tasks"] if not t["graded_by_hand"] and not t["stubbed_in"]]
+    assert unstubbed == []
+    with pytest.raises(ConfigError, match="already exists"):
+        write_student_edition(tmp_path / "first")
+
+
+def test_every_module_of_the_edition_imports_and_each_stub_says_its_task(tmp_path):
+    write_student_edition(tmp_path / "edition")
+    modules = sorted(".".join(p.relative_to(tmp_path / "edition").with_suffix("").parts)
+                     for p in (tmp_path / "edition" / "cv_helpers").rglob("*.py") if p.stem != "__main__")
+    code = "".join(f"import {name}\n" for name in modules) + (
+        "from cv_helpers.models import TwoLayerNet\n"
+        "try:\n    TwoLayerNet()\nexcept NotImplementedError as err:\n    print(err)\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "edition")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "TODO(Q1.2): create fc1 (input_size -> hidden_size) and fc2 (hidden_size -> " \
+                                  "num_classes)"
+
+
+def test_a_region_becomes_a_stub_indented_like_its_markers():
+    source = ("def f(x):\n    # TODO(Q9): double x\n    # BEGIN SOLUTION\n    y = 2 * x\n    return y\n"
+              "    # END SOLUTION\n")
+    text, tasks = strip_python(source, "f.py")
+    assert text == 'def f(x):\n    # TODO(Q9): double x\n    raise NotImplementedError("TODO(Q9): double x")\n'
+    assert tasks == ["Q9"]
+
+
+@pytest.mark.parametrize("source, message", [
+    ("    # BEGIN SOLUTION\n    x = 1\n    # END SOLUTION\n", "f.py:1: a solution region needs a '# TODO"),
+    ("# TODO(Q1): a\n# BEGIN SOLUTION\nx = 1\n", "f.py:2: '# BEGIN SOLUTION' is never closed"),
+    ("# TODO(Q1): a\n# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n", "f.py:3: a solution region opens inside"),
+    ("x = 1\n# END SOLUTION\n", "f.py:2: '# END SOLUTION' without"),
+])
+def test_a_malformed_region_is_one_line_naming_the_file_and_line(source, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        strip_python(source, "f.py")
+
+
+def test_notebooks_lose_their_outputs_and_their_answers():
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("Why?\n<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->"),
+        nbformat.v4.new_code_cell("# TODO(Q1.1): show\n# BEGIN SOLUTION\nshow()\n# END SOLUTION", execution_count=3,
+                                  outputs=[nbformat.v4.new_output("stream", text="shown")])])
+    edition, tasks = strip_notebook(notebook, "n.ipynb")
+    assert edition.cells[0].source == "Why?\nYOUR ANSWER HERE"
+    assert edition.cells[1].source == '# TODO(Q1.1): show\nraise NotImplementedError("TODO(Q1.1): show")'
+    assert (edition.cells[1].outputs, edition.cells[1].execution_count, tasks) == ([], None, ["Q1.1"])
+    assert notebook.cells[1].outputs and strip_markdown("no answer", "m")[1] == 0      # the original is untouched
