@@ -48,13 +48,13 @@ def _digests(folder: Path) -> dict[str, str]:
 
 def test_the_edition_keeps_no_solution_line_and_no_marker(tmp_path):
     solution = _solution_copy(tmp_path / "solution")
-    stubbed = write_student_edition(tmp_path / "edition", root=solution)
+    stubs = write_student_edition(tmp_path / "edition", root=solution)
     texts = {name: (tmp_path / "edition" / name).read_text() for name in _digests(tmp_path / "edition")}
     assert not [name for name, text in texts.items() if "CANARY-" in text]
     assert not [name for name, text in texts.items() if any(line.strip() in (BEGIN, END) for line in text.split("\n"))]
-    stubs = [line for text in texts.values() for line in text.split("\n")
-             if line.strip().startswith('raise NotImplementedError("TODO(')]
-    assert len(stubs) == sum(len(tasks) for tasks in stubbed.values())
+    stubs_written = [line for text in texts.values() for line in text.split("\n")
+                     if line.strip().startswith('raise NotImplementedError("TODO(')]
+    assert len(stubs) == len(stubs_written)
     assert not {"runs", "report", "tests", "docs"} & {name.split("/")[0] for name in texts}
 
 
@@ -65,8 +65,13 @@ def test_two_generations_give_the_same_bytes_and_a_manifest_of_every_task(tmp_pa
     manifest = json.loads((tmp_path / "first" / "manifest.json").read_text())
     assert [task["id"] for task in manifest["tasks"]] == [task.id for task in TASKS]
     assert manifest["total_points"] == 3 + 4 + 8 + 10 + 5 + 10       # Q1.1 ... Q2.2; Q3 is a bonus
-    unstubbed = [t["id"] for t in manifest["tasks"] if not t["graded_by_hand"] and not t["stubbed_in"]]
+    unstubbed = [t["id"] for t in manifest["tasks"] if not t["graded_by_hand"] and not t["stubs"]]
     assert unstubbed == []
+    places = {stub["place"] for task in manifest["tasks"] for stub in task["stubs"]}
+    assert {"cv_helpers/models.py: TwoLayerNet.__init__", "cv_helpers/train.py: train",
+            "cv_helpers/data.py: select_stl10_classes"} <= places
+    readme = (tmp_path / "first" / "README.md").read_text()
+    assert "| Q1.3c | the training loop in train()" in readme and "`cv_helpers/train.py: train`" in readme
     with pytest.raises(ConfigError, match="already exists"):
         write_student_edition(tmp_path / "first")
 
@@ -91,7 +96,7 @@ def test_a_region_becomes_a_stub_indented_like_its_markers():
               "    # END SOLUTION\n")
     text, tasks = strip_python(source, "f.py")
     assert text == 'def f(x):\n    # TODO(Q9): double x\n    raise NotImplementedError("TODO(Q9): double x")\n'
-    assert tasks == ["Q9"]
+    assert [(stub.task, stub.place, stub.what) for stub in tasks] == [("Q9", "f.py: f", "double x")]
 
 
 @pytest.mark.parametrize("source, message", [
@@ -113,5 +118,6 @@ def test_notebooks_lose_their_outputs_and_their_answers():
     edition, tasks = strip_notebook(notebook, "n.ipynb")
     assert edition.cells[0].source == "Why?\nYOUR ANSWER HERE"
     assert edition.cells[1].source == '# TODO(Q1.1): show\nraise NotImplementedError("TODO(Q1.1): show")'
-    assert (edition.cells[1].outputs, edition.cells[1].execution_count, tasks) == ([], None, ["Q1.1"])
+    assert (edition.cells[1].outputs, edition.cells[1].execution_count) == ([], None)
+    assert [(stub.task, stub.place) for stub in tasks] == [("Q1.1", "n.ipynb: cell 2")]
     assert notebook.cells[1].outputs and strip_markdown("no answer", "m")[1] == 0      # the original is untouched

@@ -263,10 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_edition(args: argparse.Namespace) -> int:
     from .edition import write_student_edition
 
-    stubbed = write_student_edition(args.out)
-    regions = sum(len(tasks) for tasks in stubbed.values())
-    print(f"student edition in {args.out}: {regions} solution regions stubbed in {len(stubbed)} files; "
-          f"tasks and points in {args.out / 'manifest.json'}")
+    stubs = write_student_edition(args.out)
+    files = {stub.place.split(":")[0] for stub in stubs}
+    print(f"student edition in {args.out}: {len(stubs)} solution regions stubbed in {len(files)} files; "
+          f"what to implement where: {args.out / 'README.md'}")
     return 0
 
 

@@ -25,10 +25,20 @@ from ..files import write_text
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 MARKDOWN_BEGIN, MARKDOWN_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
 TODO = re.compile(r"^\s*# TODO\((?P<task>Q[\w.]+)\): (?P<what>.+)$")
+DEFINITION = re.compile(r"^(?P<indent>\s*)(?:async )?(?:def|class) (?P<name>\w+)")
 ANSWER_STUB = "YOUR ANSWER HERE"
 # What the edition holds, relative to the repository: the package, the notebooks and what installs them.
 SHIPPED = ("cv_helpers", "notebooks", "Makefile", "pyproject.toml", "environment.yml")
 LEFT_OUT = ("__pycache__", ".ipynb_checkpoints")
+
+
+@dataclass(frozen=True)
+class Stub:
+    """One solution region as the edition has it: its task, where it is and what the student is to do."""
+
+    task: str
+    place: str     # e.g. "cv_helpers/train.py: train" or "notebooks/Q1_1....ipynb: cell 4"
+    what: str
 
 
 @dataclass(frozen=True)
@@ -55,11 +65,11 @@ TASKS = (
 )
 
 
-def strip_python(text: str, where: str) -> tuple[str, list[str]]:
-    """Returns `text` with every solution region replaced by `raise NotImplementedError(...)`, and the tasks of the
-    regions in order. A region must follow its TODO comment and end before the next begins; otherwise a ConfigError
+def strip_python(text: str, where: str) -> tuple[str, list[Stub]]:
+    """Returns `text` with every solution region replaced by `raise NotImplementedError(...)`, and the regions'
+    stubs in order. A region must follow its TODO comment and end before the next begins; otherwise a ConfigError
     names `where` and the line."""
-    out, tasks, lines = [], [], text.split("\n")
+    out, stubs, lines = [], [], text.split("\n")
     index = 0
     while index < len(lines):
         line = lines[index]
@@ -76,9 +86,21 @@ def strip_python(text: str, where: str) -> tuple[str, list[str]]:
         indent = line[:len(line) - len(line.lstrip())]
         message = f"TODO({todo['task']}): {todo['what']}"
         out.append(f"{indent}raise NotImplementedError({json.dumps(message)})")
-        tasks.append(todo["task"])
+        function = _enclosing(lines, index, len(indent))
+        stubs.append(Stub(todo["task"], f"{where}: {function}" if function else where, todo["what"]))
         index = end + 1
-    return "\n".join(out), tasks
+    return "\n".join(out), stubs
+
+
+def _enclosing(lines: list[str], index: int, indent: int) -> str:
+    """Returns the dotted name of the class and function that enclose line `index` (e.g. 'TwoLayerNet.__init__')."""
+    names = []
+    for line in reversed(lines[:index]):
+        found = DEFINITION.match(line)
+        if found and len(found["indent"]) < indent:
+            names.insert(0, found["name"])
+            indent = len(found["indent"])
+    return ".".join(names)
 
 
 def strip_markdown(text: str, where: str) -> tuple[str, int]:
@@ -105,46 +127,47 @@ def _region_end(lines: list[str], begin: int, begin_marker: str, end_marker: str
     raise ConfigError(f"{where}:{begin + 1}: '{begin_marker}' is never closed by '{end_marker}'")
 
 
-def strip_notebook(notebook: nbformat.NotebookNode, where: str) -> tuple[nbformat.NotebookNode, list[str]]:
-    """Returns a copy of `notebook` with its regions stubbed, outputs and execution counts cleared, and the tasks of
+def strip_notebook(notebook: nbformat.NotebookNode, where: str) -> tuple[nbformat.NotebookNode, list[Stub]]:
+    """Returns a copy of `notebook` with its regions stubbed, outputs and execution counts cleared, and the stubs of
     its code regions in order."""
     copy = nbformat.from_dict(json.loads(json.dumps(notebook)))
-    tasks: list[str] = []
+    stubs: list[Stub] = []
     for number, cell in enumerate(copy.cells):
-        place = f"{where} cell {number} ({cell.get('id', '?')})"
+        place = f"{where}: cell {number + 1}"
         if cell.cell_type == "code":
             cell.source, found = strip_python(cell.source, place)
-            tasks += found
+            stubs += found
             cell.outputs, cell.execution_count = [], None
         elif cell.cell_type == "markdown":
             cell.source, _ = strip_markdown(cell.source, place)
-    return copy, tasks
+    return copy, stubs
 
 
-def write_student_edition(out: Path, root: Path = REPO_ROOT) -> dict[str, list[str]]:
-    """Writes the student edition of the repository at `root` into `out` (which must not exist yet); returns
-    {file: tasks stubbed in it}. The manifest (tasks, points, where each is stubbed) goes to out/manifest.json."""
+def write_student_edition(out: Path, root: Path = REPO_ROOT) -> list[Stub]:
+    """Writes the student edition of the repository at `root` into `out` (which must not exist yet): the package
+    and the notebooks with their regions stubbed, `manifest.json` (tasks, points, where each is stubbed) and a
+    README for students. Returns the stubs."""
     out = Path(out)
     if out.exists():
         raise ConfigError(f"{out} already exists; choose a new folder for the student edition")
-    stubbed: dict[str, list[str]] = {}
+    stubs: list[Stub] = []
     for source in _shipped_files(root):
         relative = source.relative_to(root).as_posix()
         target = out / relative
         if source.suffix == ".py":
-            text, tasks = strip_python(source.read_text(), relative)
+            text, found = strip_python(source.read_text(), relative)
             write_text(target, text)
         elif source.suffix == ".ipynb":
-            notebook, tasks = strip_notebook(nbformat.read(source, as_version=4), relative)
+            notebook, found = strip_notebook(nbformat.read(source, as_version=4), relative)
             write_text(target, nbformat.writes(notebook) + "\n")
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-            tasks = []
-        if tasks:
-            stubbed[relative] = tasks
-    write_text(out / "manifest.json", json.dumps(manifest(stubbed), indent=1) + "\n")
-    return stubbed
+            found = []
+        stubs += found
+    write_text(out / "manifest.json", json.dumps(manifest(stubs), indent=1) + "\n")
+    write_text(out / "README.md", student_readme(stubs))
+    return stubs
 
 
 def _shipped_files(root: Path) -> list[Path]:
@@ -157,9 +180,37 @@ def _shipped_files(root: Path) -> list[Path]:
     return files
 
 
-def manifest(stubbed: dict[str, list[str]]) -> dict:
-    """Returns the edition's manifest: every task with its points and the files where it is stubbed."""
-    where = {task.id: sorted(f for f, tasks in stubbed.items() if task.id in tasks) for task in TASKS}
+def manifest(stubs: list[Stub]) -> dict:
+    """Returns the edition's manifest: every task with its points and the places where it is stubbed."""
     return {"tasks": [{"id": task.id, "points": task.points, "title": task.title, "graded_by_hand": task.by_hand,
-                       "stubbed_in": where[task.id]} for task in TASKS],
+                       "stubs": [{"place": stub.place, "what": stub.what} for stub in stubs if stub.task == task.id]}
+                      for task in TASKS],
             "total_points": sum(task.points for task in TASKS)}
+
+
+def student_readme(stubs: list[Stub]) -> str:
+    """Returns the edition's README: setup, what to implement where (task, points, place), how to check."""
+    rows = [f"| {task.id} | {task.title} | {task.points:g}{' (by hand)' if task.by_hand else ''} | "
+            f"{'<br>'.join(f'`{stub.place}`: {stub.what}' for stub in stubs if stub.task == task.id) or '-'} |"
+            for task in TASKS]
+    return "\n".join([
+        "# CV1 final project, part 2: the student edition",
+        "",
+        "Generated from the course's solution by `python -m cv_helpers.workbench edition student OUT`; do not edit",
+        "this README, edit the code.",
+        "",
+        "## Setup",
+        "",
+        "`make lab` creates `.venv/`, installs the package and opens the notebooks in JupyterLab; `make data` prepares",
+        "CIFAR-100 and STL-10 (it downloads them where the course's copy is absent).",
+        "",
+        "## What to implement, and where",
+        "",
+        "Every place below raises `NotImplementedError` with its task until you write it; the comment above it says",
+        "what to do. The notebooks call these functions: a notebook stops at the first task it needs.",
+        "",
+        "| task | what | points | where |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ])
