@@ -6,7 +6,7 @@ export CV_HELPERS_DATA ?= $(CURDIR)/data
 SHARED_DATA := $(CURDIR)/../shared/data/unpack.py
 STL10_SAMPLE := $(CURDIR)/../shared/data/stl10_sample
 
-.PHONY: install data report test smoke-report benchmark lab student
+.PHONY: install data report test smoke-report benchmark lab student check
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ test: data
 STUDENT ?= student-edition
 student: install
 	$(PY) -m cv_helpers.workbench edition student "$(STUDENT)"
+
+# The self-check: each task's points from the checks in checks/ (in the student edition: the student's code).
+check: data
+	$(PY) -m cv_helpers.workbench check
 
 benchmark: data
 	$(PY) benchmarks/bench_training.py

@@ -15,18 +15,25 @@ import pytest
 from cv_helpers.errors import ConfigError
 from cv_helpers.workbench.edition import (BEGIN, END, SHIPPED, TASKS, strip_markdown, strip_notebook, strip_python,
                                           write_student_edition)
+from cv_helpers.workbench.grading import run_checks, task_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _solution_copy(folder: Path) -> Path:
-    """Copies what the edition is made from into `folder`, with a canary line inside every solution region."""
+def _copy_shipped(folder: Path) -> Path:
+    """Copies what the edition is made from into `folder`."""
     for name in SHIPPED:
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copyfile(source, folder / name)
+    return folder
+
+
+def _solution_copy(folder: Path) -> Path:
+    """Copies what the edition is made from into `folder`, with a canary line inside every solution region."""
+    _copy_shipped(folder)
     regions = 0
     for path in sorted((folder / "cv_helpers").rglob("*.py")):
         lines = path.read_text().split("\n")
@@ -121,3 +128,35 @@ def test_notebooks_lose_their_outputs_and_their_answers():
     assert (edition.cells[1].outputs, edition.cells[1].execution_count) == ([], None)
     assert [(stub.task, stub.place) for stub in tasks] == [("Q1.1", "n.ipynb: cell 2")]
     assert notebook.cells[1].outputs and strip_markdown("no answer", "m")[1] == 0      # the original is untouched
+
+
+def _edition_with(tmp_path: Path, kept: str | None) -> Path:
+    """Writes the edition with the solution of task `kept` pasted back (its markers removed before stubbing)."""
+    solution = _copy_shipped(tmp_path / "solution")
+    for path in (solution / "cv_helpers").rglob("*.py"):
+        lines, keep, inside = path.read_text().split("\n"), [], False
+        for index, line in enumerate(lines):
+            opens_kept = line.strip() == BEGIN and lines[index - 1].strip().startswith(f"# TODO({kept}):")
+            if opens_kept or (inside and line.strip() == END):
+                inside = opens_kept
+                continue
+            keep.append(line)
+        path.write_text("\n".join(keep))
+    write_student_edition(tmp_path / "edition", root=solution)
+    return tmp_path / "edition"
+
+
+def _earned(checks: dict) -> dict[str, float]:
+    return {score["task"]: score["earned"] for score in task_scores(checks) if not score["by_hand"]}
+
+
+def test_the_solution_earns_every_point_and_the_blank_edition_none(tmp_path):
+    full = _earned(run_checks(ROOT))
+    assert full == {task.id: task.points for task in TASKS if not task.by_hand}
+    assert set(_earned(run_checks(_edition_with(tmp_path, None))).values()) == {0.0}
+
+
+@pytest.mark.parametrize("task", ["Q1.2", "Q1.3c"])
+def test_an_edition_with_one_tasks_solution_pasted_back_earns_exactly_that_tasks_points(tmp_path, task):
+    earned = _earned(run_checks(_edition_with(tmp_path, task)))
+    assert earned == {other.id: other.points if other.id == task else 0.0 for other in TASKS if not other.by_hand}

@@ -1,5 +1,5 @@
 """Command line: `python -m cv_helpers.workbench COMMAND ...` (train, evaluate, prepare-data, run-notebooks, tune,
-tune-report, report-tables, edition).
+tune-report, report-tables, edition, check).
 
 Errors print as one line (exit 2); Ctrl-C or SIGTERM keeps the last completed epoch (exit 130).
 """
@@ -235,7 +235,7 @@ INTERRUPTED = {
     "run-notebooks": "finished runs and notebooks are kept and reused; rerun the same command to continue",
     "tune": "finished trials are kept in the study; rerun the same command to add more",
     "tune-report": "rerun the command", "report-tables": "rerun the command",
-    "edition": "delete the half-written folder and rerun the command",
+    "edition": "delete the half-written folder and rerun the command", "check": "rerun the command",
 }
 
 
@@ -257,7 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
     edition = commands.add_parser("edition", help="write the student edition: every solution region a stub")
     edition.add_argument("kind", choices=["student"], help="which edition")
     edition.add_argument("out", type=Path, help="a new folder for it")
+    check = commands.add_parser("check", help="the self-check: run checks/ and print each task's points")
+    check.add_argument("folder", type=Path, nargs="?", default=Path("."), help="the edition's folder (default: .)")
     return parser
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from .grading import run_checks, score_table, task_scores
+
+    print(score_table(task_scores(run_checks(args.folder))))
+    return 0
 
 
 def _run_edition(args: argparse.Namespace) -> int:
@@ -276,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C: last checkpoint kept
     handlers = {"train": _run_train, "evaluate": _run_evaluate, "prepare-data": _run_prepare,
                 "run-notebooks": _run_notebooks, "tune": _run_tune, "tune-report": _run_tune_report,
-                "report-tables": _run_report_tables, "edition": _run_edition}
+                "report-tables": _run_report_tables, "edition": _run_edition,
+                "check": _run_check}
     try:
         return handlers[args.command](args)
     except WorkbookError as err:

@@ -27,8 +27,8 @@ MARKDOWN_BEGIN, MARKDOWN_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->
 TODO = re.compile(r"^\s*# TODO\((?P<task>Q[\w.]+)\): (?P<what>.+)$")
 DEFINITION = re.compile(r"^(?P<indent>\s*)(?:async )?(?:def|class) (?P<name>\w+)")
 ANSWER_STUB = "YOUR ANSWER HERE"
-# What the edition holds, relative to the repository: the package, the notebooks and what installs them.
-SHIPPED = ("cv_helpers", "notebooks", "Makefile", "pyproject.toml", "environment.yml")
+# What the edition holds, relative to the repository: the package, the self-check, the notebooks, what installs them.
+SHIPPED = ("cv_helpers", "checks", "notebooks", "Makefile", "pyproject.toml", "environment.yml")
 LEFT_OUT = ("__pycache__", ".ipynb_checkpoints")
 
 
@@ -212,5 +212,11 @@ def student_readme(stubs: list[Stub]) -> str:
         "| task | what | points | where |",
         "|---|---|---|---|",
         *rows,
+        "",
+        "## How to check your work",
+        "",
+        "`make check` runs the checks in `checks/` (small data, a few minutes on a laptop) and prints a table: each",
+        "task's points earned, its checks passed, and one line for every failed check saying what was expected. Tasks",
+        "graded by hand (the written answers, Q1.4's tuning, the report) are listed with their points, never scored.",
         "",
     ])
