@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections import defaultdict
 from pathlib import Path
 
@@ -37,6 +38,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         error = call.excinfo.value if call.excinfo else None
         why = f"{type(error).__name__}: {error}".splitlines()[0][:160] if error else "failed"
     RESULTS[marker.args[0]].append({"check": item.name, "passed": report.passed, "why": why})
+
+
+@pytest.fixture(autouse=True)
+def _time_limit():
+    """Stops a check that runs over CV_HELPERS_CHECK_SECONDS (an endless loop fails its own task, not the run)."""
+    seconds = int(os.environ.get("CV_HELPERS_CHECK_SECONDS", "0"))
+
+    def stop(signum, frame):
+        raise TimeoutError(f"the check ran over its {seconds} s limit (an endless loop?)")
+
+    if seconds:
+        signal.signal(signal.SIGALRM, stop)
+        signal.alarm(seconds)
+    yield
+    signal.alarm(0)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -6,11 +6,15 @@ so short runs show learning.
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from cv_helpers.prepare import STL10_ALL_CLASSES, STL10_SIDE, convert_cifar100, convert_stl10
+from cv_helpers.config import REPO_ROOT
+from cv_helpers.data import STL10_ALL_CLASSES
+from cv_helpers.prepare import STL10_SIDE, convert_cifar100, convert_stl10
+from cv_helpers.workbench.edition import SHIPPED
 
 
 def class_images(label: np.ndarray, side: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -76,3 +80,15 @@ def make_fixture_data(out: Path, datasets: tuple[str, ...] = ("cifar100", "stl10
         write_cifar100_python(downloads)
         convert_cifar100(downloads, Path(out))
     return Path(out)
+
+
+def copy_shipped(folder: Path) -> Path:
+    """Copies what the student edition is made from (the package, the checks, the notebooks, what installs them)
+    into `folder`: a solution to edit, or a submission to grade."""
+    for name in SHIPPED:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(source, folder / name)
+    return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,27 +12,17 @@ import nbformat
 import pytest
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.workbench.edition import (BEGIN, END, SHIPPED, TASKS, strip_markdown, strip_notebook, strip_python,
+from cv_helpers.workbench.edition import (BEGIN, END, TASKS, strip_markdown, strip_notebook, strip_python,
                                           write_student_edition)
 from cv_helpers.workbench.grading import run_checks, task_scores
+from tests.fixtures import copy_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _copy_shipped(folder: Path) -> Path:
-    """Copies what the edition is made from into `folder`."""
-    for name in SHIPPED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copyfile(source, folder / name)
-    return folder
-
-
 def _solution_copy(folder: Path) -> Path:
     """Copies what the edition is made from into `folder`, with a canary line inside every solution region."""
-    _copy_shipped(folder)
+    copy_shipped(folder)
     regions = 0
     for path in sorted((folder / "cv_helpers").rglob("*.py")):
         lines = path.read_text().split("\n")
@@ -132,7 +121,7 @@ def test_notebooks_lose_their_outputs_and_their_answers():
 
 def _edition_with(tmp_path: Path, kept: str | None) -> Path:
     """Writes the edition with the solution of task `kept` pasted back (its markers removed before stubbing)."""
-    solution = _copy_shipped(tmp_path / "solution")
+    solution = copy_shipped(tmp_path / "solution")
     for path in (solution / "cv_helpers").rglob("*.py"):
         lines, keep, inside = path.read_text().split("\n"), [], False
         for index, line in enumerate(lines):

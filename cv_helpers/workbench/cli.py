@@ -1,5 +1,5 @@
 """Command line: `python -m cv_helpers.workbench COMMAND ...` (train, evaluate, prepare-data, run-notebooks, tune,
-tune-report, report-tables, edition, check).
+tune-report, report-tables, edition, check, grade).
 
 Errors print as one line (exit 2); Ctrl-C or SIGTERM keeps the last completed epoch (exit 130).
 """
@@ -236,6 +236,7 @@ INTERRUPTED = {
     "tune": "finished trials are kept in the study; rerun the same command to add more",
     "tune-report": "rerun the command", "report-tables": "rerun the command",
     "edition": "delete the half-written folder and rerun the command", "check": "rerun the command",
+    "grade": "delete the --out folder and rerun the command",
 }
 
 
@@ -259,7 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
     edition.add_argument("out", type=Path, help="a new folder for it")
     check = commands.add_parser("check", help="the self-check: run checks/ and print each task's points")
     check.add_argument("folder", type=Path, nargs="?", default=Path("."), help="the edition's folder (default: .)")
+    grade = commands.add_parser("grade", help="grade a submission (folder or zip) under the staff's checks")
+    grade.add_argument("submission", type=Path, help="the student's project folder or the course's zip")
+    grade.add_argument("--out", type=Path, required=True, help="a new folder for the grading and grades.{json,md}")
+    grade.add_argument("--hidden", type=Path, default=None, help="a folder of hidden checks laid over checks/")
     return parser
+
+
+def _run_grade(args: argparse.Namespace) -> int:
+    from .grader import grade_submission
+    from .grading import score_table
+
+    print(score_table(grade_submission(args.submission, args.out, args.hidden)))
+    return 0
 
 
 def _run_check(args: argparse.Namespace) -> int:
@@ -286,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": _run_train, "evaluate": _run_evaluate, "prepare-data": _run_prepare,
                 "run-notebooks": _run_notebooks, "tune": _run_tune, "tune-report": _run_tune_report,
                 "report-tables": _run_report_tables, "edition": _run_edition,
-                "check": _run_check}
+                "check": _run_check, "grade": _run_grade}
     try:
         return handlers[args.command](args)
     except WorkbookError as err:

@@ -43,15 +43,17 @@ def score_table(scores: list[dict]) -> str:
     return "\n".join(lines + (["", "What failed:", *failures] if failures else []))
 
 
-def run_checks(folder: Path, timeout_s: float = 900) -> Checks:
-    """Runs the checks of `folder` (an edition or the solution: its checks/ against its cv_helpers/) in a fresh
-    interpreter and returns their results per task."""
+def run_checks(folder: Path, check_seconds: int = 120, timeout_s: float = 1800) -> Checks:
+    """Runs the checks of `folder` (an edition, a submission being graded or the solution: its checks/ against its
+    cv_helpers/) in a fresh interpreter, each check stopped after `check_seconds`, and returns their results per
+    task."""
     folder = Path(folder).resolve()
     if not (folder / "checks").is_dir():
         raise ConfigError(f"{folder} has no checks/ folder; run the self-check from the edition's folder")
     with tempfile.TemporaryDirectory() as scratch:
         results = Path(scratch) / "checks.json"
-        env = {**os.environ, "PYTHONPATH": str(folder), "CV_HELPERS_CHECK_RESULTS": str(results)}
+        env = {**os.environ, "PYTHONPATH": str(folder), "CV_HELPERS_CHECK_RESULTS": str(results),
+               "CV_HELPERS_CHECK_SECONDS": str(check_seconds)}
         subprocess.run([sys.executable, "-m", "pytest", "checks", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
                         "--no-header", "-rN"], cwd=folder, env=env, timeout=timeout_s, capture_output=True)
         if not results.is_file():

@@ -1,0 +1,56 @@
+"""The grader: the student's package under the staff's checks, a time limit per check, untrusted zips refused."""
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cv_helpers.errors import ConfigError
+from cv_helpers.workbench.edition import TASKS
+from cv_helpers.workbench.grader import grade_submission, unpack_safely
+from tests.fixtures import copy_shipped
+
+
+def test_a_submission_that_hangs_in_train_loses_that_task_only_within_the_time_limit(tmp_path):
+    submission = copy_shipped(tmp_path / "submission")
+    train = submission / "cv_helpers" / "train.py"
+    source = train.read_text()
+    step = "            # BEGIN SOLUTION\n            with autocast(device):"
+    assert source.count(step) == 1
+    train.write_text(source.replace(step, "            # BEGIN SOLUTION\n            while True:\n                pass\n"
+                                          "            with autocast(device):"))
+    (submission / "checks" / "test_q1_networks.py").write_text("def test_student_check():\n    pass\n")  # ignored
+    scores = {score["task"]: score for score in grade_submission(submission, tmp_path / "work", check_seconds=5)}
+    assert scores["Q1.3c"]["earned"] == 0 and "ran over its 5 s limit" in scores["Q1.3c"]["failures"][0]
+    graded = {task.id: task.points for task in TASKS if not task.by_hand and task.id != "Q1.3c"}
+    assert {task: scores[task]["earned"] for task in graded} == graded          # the staff's checks, all of them
+    assert "| Q1.3c | 0.0 / 4 | 0 / 2 |" in (tmp_path / "work" / "grades.md").read_text()
+
+
+def _zip(path: Path, name: str, data: bytes = b"x", mode: int | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        entry = zipfile.ZipInfo(name)
+        if mode is not None:
+            entry.external_attr = mode << 16
+        archive.writestr(entry, data)
+    return path
+
+
+@pytest.mark.parametrize("name, mode, message", [
+    ("../outside.txt", None, "would be written outside the submission's folder"),
+    ("/etc/outside.txt", None, "would be written outside the submission's folder"),
+    ("link", stat.S_IFLNK | 0o777, "is a symbolic link"),
+])
+def test_an_unsafe_zip_is_refused_with_one_line_and_nothing_is_written(tmp_path, name, mode, message):
+    archive = _zip(tmp_path / "submission.zip", name, b"../../outside.txt" if mode else b"x", mode)
+    with pytest.raises(ConfigError, match=message):
+        unpack_safely(archive, tmp_path / "work" / "received")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["submission.zip"]
+
+
+def test_a_submission_without_the_package_is_one_line(tmp_path):
+    (tmp_path / "submission").mkdir()
+    with pytest.raises(ConfigError, match="has no cv_helpers/ folder"):
+        grade_submission(tmp_path / "submission", tmp_path / "work")
