@@ -19,9 +19,10 @@ def test_a_submission_that_hangs_in_train_loses_that_task_only_within_the_time_l
     source = train.read_text()
     step = "            # BEGIN SOLUTION\n            with autocast(device):"
     assert source.count(step) == 1
-    train.write_text(source.replace(step, "            # BEGIN SOLUTION\n            while True:\n                pass\n"
-                                          "            with autocast(device):"))
-    (submission / "checks" / "test_q1_networks.py").write_text("def test_student_check():\n    pass\n")  # ignored
+    endless = step.replace("SOLUTION\n", "SOLUTION\n            while True:\n                pass\n")
+    train.write_text(source.replace(step, endless))
+    # A student's own checks/ never replace the staff's:
+    (submission / "checks" / "test_q1_networks.py").write_text("def test_student_check():\n    pass\n")
     scores = {score["task"]: score for score in grade_submission(submission, tmp_path / "work", check_seconds=5)}
     assert scores["Q1.3c"]["earned"] == 0 and "ran over its 5 s limit" in scores["Q1.3c"]["failures"][0]
     graded = {task.id: task.points for task in TASKS if not task.by_hand and task.id != "Q1.3c"}
@@ -54,3 +55,16 @@ def test_a_submission_without_the_package_is_one_line(tmp_path):
     (tmp_path / "submission").mkdir()
     with pytest.raises(ConfigError, match="has no cv_helpers/ folder"):
         grade_submission(tmp_path / "submission", tmp_path / "work")
+
+
+def test_a_hidden_check_shows_its_name_and_result_never_its_code(tmp_path):
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "test_secret.py").write_text(
+        "import pytest\n\n\n@pytest.mark.task('Q2.1')\ndef test_secret_property():\n"
+        "    assert 'SECRET-EXPECTATION' == 'the student gets this wrong'\n")
+    submission = copy_shipped(tmp_path / "submission")
+    scores = {score["task"]: score for score in grade_submission(submission, tmp_path / "work", hidden=hidden)}
+    assert scores["Q2.1"]["failures"] == ["test_secret_property: failed (a hidden check: its name and result only)"]
+    assert "SECRET-EXPECTATION" not in (tmp_path / "work" / "grades.md").read_text()
+    assert scores["Q2.1"]["passed"] == 2 and scores["Q2.1"]["checks"] == 3
