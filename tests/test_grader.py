@@ -9,7 +9,7 @@ import pytest
 
 from cv_helpers.errors import ConfigError
 from cv_helpers.workbench.edition import TASKS
-from cv_helpers.workbench.grader import grade_submission, unpack_safely
+from cv_helpers.workbench.grader import grade_many, grade_submission, unpack_safely
 from tests.fixtures import copy_shipped
 
 
@@ -68,3 +68,19 @@ def test_a_hidden_check_shows_its_name_and_result_never_its_code(tmp_path):
     assert scores["Q2.1"]["failures"] == ["test_secret_property: failed (a hidden check: its name and result only)"]
     assert "SECRET-EXPECTATION" not in (tmp_path / "work" / "grades.md").read_text()
     assert scores["Q2.1"]["passed"] == 2 and scores["Q2.1"]["checks"] == 3
+
+
+def test_a_folder_of_submissions_gives_one_csv_row_each_and_a_refused_zip_its_reason(tmp_path):
+    submissions = tmp_path / "submissions"
+    solution = copy_shipped(tmp_path / "solution")
+    submissions.mkdir()
+    with zipfile.ZipFile(submissions / "11_22_33_part2.zip", "w") as archive:
+        for path in sorted((solution / "cv_helpers").rglob("*.py")):
+            archive.write(path, f"project/{path.relative_to(solution).as_posix()}")
+    _zip(submissions / "44_55_66_part2.zip", "../outside.txt")
+    rows = (grade_many(submissions, tmp_path / "work")).read_text().splitlines()
+    full = sum(task.points for task in TASKS if not task.by_hand)
+    assert rows[0].startswith("submission,Q1.1 (3),Q1.2 (4),") and rows[0].endswith(",total,note")
+    assert rows[1].startswith("11_22_33_part2.zip,3.0,4.0,") and rows[1].endswith(f",{full:.1f},")
+    assert rows[2].startswith("44_55_66_part2.zip,") and "would be written outside" in rows[2]
+    assert not (tmp_path / "outside.txt").exists()

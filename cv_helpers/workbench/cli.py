@@ -260,18 +260,23 @@ def build_parser() -> argparse.ArgumentParser:
     edition.add_argument("out", type=Path, help="a new folder for it")
     check = commands.add_parser("check", help="the self-check: run checks/ and print each task's points")
     check.add_argument("folder", type=Path, nargs="?", default=Path("."), help="the edition's folder (default: .)")
-    grade = commands.add_parser("grade", help="grade a submission (folder or zip) under the staff's checks")
+    grade = commands.add_parser("grade", help="grade a submission (folder or zip) under the staff's checks, or every "
+                                              "submission in a folder of them (--many)")
     grade.add_argument("submission", type=Path, help="the student's project folder or the course's zip")
+    grade.add_argument("--many", action="store_true", help="SUBMISSION is a folder of submissions: one CSV")
     grade.add_argument("--out", type=Path, required=True, help="a new folder for the grading and grades.{json,md}")
     grade.add_argument("--hidden", type=Path, default=None, help="a folder of hidden checks laid over checks/")
     return parser
 
 
 def _run_grade(args: argparse.Namespace) -> int:
-    from .grader import grade_submission
+    from .grader import grade_many, grade_submission
     from .grading import score_table
 
-    print(score_table(grade_submission(args.submission, args.out, args.hidden)))
+    if args.many:
+        print(f"grades of every submission: {grade_many(args.submission, args.out, args.hidden)}")
+    else:
+        print(score_table(grade_submission(args.submission, args.out, args.hidden)))
     return 0
 
 

@@ -8,6 +8,8 @@ own task, not the run); nothing is deducted for output on stderr.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import stat
@@ -17,6 +19,7 @@ from pathlib import Path
 from ..config import REPO_ROOT
 from ..errors import ConfigError
 from ..files import write_text
+from .edition import TASKS
 from .grading import run_checks, score_table, task_scores
 
 MAX_FILE_BYTES = 5_000_000          # far above any module or notebook of the assignment
@@ -45,6 +48,31 @@ def grade_submission(submission: Path, work: Path, hidden: Path | None = None,
     write_text(work / "grades.json", json.dumps(scores, indent=1) + "\n")
     write_text(work / "grades.md", score_table(scores) + "\n")
     return scores
+
+
+def grade_many(submissions: Path, work: Path, hidden: Path | None = None,
+               check_seconds: int = CHECK_SECONDS) -> Path:
+    """Grades every submission in the folder `submissions` (sub-folders and .zip files, in name order), each in
+    work/NAME/, and writes work/grades.csv: one row per submission, its points per auto-graded task and in total.
+    A submission refused or failing to grade gets its one-line reason in the row instead. Returns the CSV's path."""
+    entries = sorted(p for p in Path(submissions).iterdir() if p.is_dir() or p.suffix == ".zip")
+    if not entries:
+        raise ConfigError(f"{submissions} holds no submission folders or .zip files")
+    graded = [task for task in TASKS if not task.by_hand]
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["submission", *(f"{task.id} ({task.points:g})" for task in graded), "total", "note"])
+    for entry in entries:
+        try:
+            earned = {s["task"]: s["earned"] for s in grade_submission(entry, Path(work) / entry.stem, hidden,
+                                                                         check_seconds)}
+            writer.writerow([entry.name, *(f"{earned[task.id]:.1f}" for task in graded),
+                             f"{sum(earned[task.id] for task in graded):.1f}", ""])
+        except ConfigError as err:
+            writer.writerow([entry.name, *([""] * len(graded)), "", str(err)])
+    out = Path(work) / "grades.csv"
+    write_text(out, table.getvalue())
+    return out
 
 
 def unpack_safely(archive: Path, out: Path) -> None:
