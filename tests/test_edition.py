@@ -148,3 +148,18 @@ def test_the_solution_earns_every_point():
 def test_an_edition_with_one_tasks_solution_pasted_back_earns_exactly_that_tasks_points(tmp_path, task):
     earned = _earned(run_checks(_edition_with(tmp_path, task)))
     assert earned == {other.id: other.points if other.id == task else 0.0 for other in TASKS if not other.by_hand}
+
+
+def test_each_notebook_of_the_edition_stops_first_at_a_stub_with_its_todo(tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    write_student_edition(tmp_path / "edition")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "edition"))         # the kernels import the edition's package
+    for path in sorted((tmp_path / "edition" / "notebooks").glob("*.ipynb")):
+        client = NotebookClient(nbformat.read(path, as_version=4), timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        with pytest.raises(CellExecutionError) as stopped:
+            client.execute()
+        assert stopped.value.ename == "NotImplementedError", (path.name, stopped.value.ename)
+        assert stopped.value.evalue.startswith("TODO(Q"), (path.name, stopped.value.evalue)
