@@ -13,23 +13,6 @@ from cv_helpers.workbench.grader import grade_many, grade_submission, unpack_saf
 from tests.fixtures import copy_shipped
 
 
-def test_a_submission_that_hangs_in_train_loses_that_task_only_within_the_time_limit(tmp_path):
-    submission = copy_shipped(tmp_path / "submission")
-    train = submission / "cv_helpers" / "train.py"
-    source = train.read_text()
-    step = "            # BEGIN SOLUTION\n            with autocast(device):"
-    assert source.count(step) == 1
-    endless = step.replace("SOLUTION\n", "SOLUTION\n            while True:\n                pass\n")
-    train.write_text(source.replace(step, endless))
-    # A student's own checks/ never replace the staff's:
-    (submission / "checks" / "test_q1_networks.py").write_text("def test_student_check():\n    pass\n")
-    scores = {score["task"]: score for score in grade_submission(submission, tmp_path / "work", check_seconds=5)}
-    assert scores["Q1.3c"]["earned"] == 0 and "ran over its 5 s limit" in scores["Q1.3c"]["failures"][0]
-    graded = {task.id: task.points for task in TASKS if not task.by_hand and task.id != "Q1.3c"}
-    assert {task: scores[task]["earned"] for task in graded} == graded          # the staff's checks, all of them
-    assert "| Q1.3c | 0.0 / 4 | 0 / 2 |" in (tmp_path / "work" / "grades.md").read_text()
-
-
 def _zip(path: Path, name: str, data: bytes = b"x", mode: int | None = None) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
         entry = zipfile.ZipInfo(name)
@@ -37,6 +20,53 @@ def _zip(path: Path, name: str, data: bytes = b"x", mode: int | None = None) -> 
             entry.external_attr = mode << 16
         archive.writestr(entry, data)
     return path
+
+
+def _hanging_submission(folder: Path) -> Path:
+    """The solution, but its `train` loops forever, and with checks of its own that pass whatever it does."""
+    submission = copy_shipped(folder)
+    train = submission / "cv_helpers" / "train.py"
+    source = train.read_text()
+    step = "            # BEGIN SOLUTION\n            with autocast(device):"
+    assert source.count(step) == 1
+    endless = step.replace("SOLUTION\n", "SOLUTION\n            while True:\n                pass\n")
+    train.write_text(source.replace(step, endless))
+    (submission / "checks" / "test_q1_networks.py").write_text("def test_student_check():\n    pass\n")
+    return submission
+
+
+def _hidden_checks(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "test_secret.py").write_text(
+        "import pytest\n\n\n@pytest.mark.task('Q2.1')\ndef test_secret_property():\n"
+        "    assert 'SECRET-EXPECTATION' == 'the student gets this wrong'\n")
+    return folder
+
+
+def test_one_call_grades_a_folder_of_submissions_each_under_the_staffs_checks_and_time_limit(tmp_path):
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    hanging = _hanging_submission(tmp_path / "hanging")
+    with zipfile.ZipFile(submissions / "11_22_33_part2.zip", "w") as archive:      # the course's zip of a folder
+        for path in sorted(hanging.rglob("*.py")):
+            archive.write(path, f"project/{path.relative_to(hanging).as_posix()}")
+    _zip(submissions / "44_55_66_part2.zip", "../outside.txt")
+    rows = grade_many(submissions, tmp_path / "work", _hidden_checks(tmp_path / "hidden"), check_seconds=5)
+    rows = rows.read_text().splitlines()
+    assert rows[0].startswith("submission,Q1.1 (3),Q1.2 (4),") and rows[0].endswith(",total,note")
+    # The endless train loses Q1.3c only (each check stopped after 5 s), the student's own checks count for
+    # nothing (Q1.2 is graded by the staff's), and the failed hidden check costs a third of Q2.1.
+    earned = dict(zip(rows[0].split(",")[1:-2], rows[1].split(",")[1:-2]))
+    expected = {f"{task.id} ({task.points:g})": f"{task.points:.1f}" for task in TASKS if not task.by_hand}
+    expected.update({"Q1.3c (4)": "0.0", "Q2.1 (5)": f"{5 * 2 / 3:.1f}"})
+    assert earned == expected
+    grades = (tmp_path / "work" / "11_22_33_part2" / "grades.md").read_text()
+    assert "ran over its 5 s limit" in grades
+    assert "test_secret_property: failed (a hidden check: its name and result only)" in grades
+    assert "SECRET-EXPECTATION" not in grades
+    assert rows[1].startswith("11_22_33_part2.zip,") and rows[2].startswith("44_55_66_part2.zip,")
+    assert rows[2].split(",")[-1].endswith("would be written outside the submission's folder; refused")
+    assert not (tmp_path / "outside.txt").exists()
 
 
 @pytest.mark.parametrize("name, mode, message", [
@@ -55,32 +85,3 @@ def test_a_submission_without_the_package_is_one_line(tmp_path):
     (tmp_path / "submission").mkdir()
     with pytest.raises(ConfigError, match="has no cv_helpers/ folder"):
         grade_submission(tmp_path / "submission", tmp_path / "work")
-
-
-def test_a_hidden_check_shows_its_name_and_result_never_its_code(tmp_path):
-    hidden = tmp_path / "hidden"
-    hidden.mkdir()
-    (hidden / "test_secret.py").write_text(
-        "import pytest\n\n\n@pytest.mark.task('Q2.1')\ndef test_secret_property():\n"
-        "    assert 'SECRET-EXPECTATION' == 'the student gets this wrong'\n")
-    submission = copy_shipped(tmp_path / "submission")
-    scores = {score["task"]: score for score in grade_submission(submission, tmp_path / "work", hidden=hidden)}
-    assert scores["Q2.1"]["failures"] == ["test_secret_property: failed (a hidden check: its name and result only)"]
-    assert "SECRET-EXPECTATION" not in (tmp_path / "work" / "grades.md").read_text()
-    assert scores["Q2.1"]["passed"] == 2 and scores["Q2.1"]["checks"] == 3
-
-
-def test_a_folder_of_submissions_gives_one_csv_row_each_and_a_refused_zip_its_reason(tmp_path):
-    submissions = tmp_path / "submissions"
-    solution = copy_shipped(tmp_path / "solution")
-    submissions.mkdir()
-    with zipfile.ZipFile(submissions / "11_22_33_part2.zip", "w") as archive:
-        for path in sorted((solution / "cv_helpers").rglob("*.py")):
-            archive.write(path, f"project/{path.relative_to(solution).as_posix()}")
-    _zip(submissions / "44_55_66_part2.zip", "../outside.txt")
-    rows = (grade_many(submissions, tmp_path / "work")).read_text().splitlines()
-    full = sum(task.points for task in TASKS if not task.by_hand)
-    assert rows[0].startswith("submission,Q1.1 (3),Q1.2 (4),") and rows[0].endswith(",total,note")
-    assert rows[1].startswith("11_22_33_part2.zip,3.0,4.0,") and rows[1].endswith(f",{full:.1f},")
-    assert rows[2].startswith("44_55_66_part2.zip,") and "would be written outside" in rows[2]
-    assert not (tmp_path / "outside.txt").exists()
