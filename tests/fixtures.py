@@ -14,7 +14,7 @@ import numpy as np
 from cv_helpers.config import REPO_ROOT
 from cv_helpers.data import STL10_ALL_CLASSES
 from cv_helpers.prepare import STL10_SIDE, convert_cifar100, convert_stl10
-from cv_helpers.workbench.edition import SHIPPED
+from cv_helpers.workbench.edition import shipped_files
 
 
 def class_images(label: np.ndarray, side: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,10 +85,8 @@ def make_fixture_data(out: Path, datasets: tuple[str, ...] = ("cifar100", "stl10
 def copy_shipped(folder: Path) -> Path:
     """Copies what the student edition is made from (the package, the checks, the notebooks, what installs them)
     into `folder`: a solution to edit, or a submission to grade."""
-    for name in SHIPPED:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copyfile(source, folder / name)
+    for source in shipped_files():
+        target = folder / source.relative_to(REPO_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
     return folder

@@ -151,7 +151,7 @@ def write_student_edition(out: Path, root: Path = REPO_ROOT) -> list[Stub]:
     if out.exists():
         raise ConfigError(f"{out} already exists; choose a new folder for the student edition")
     stubs: list[Stub] = []
-    for source in _shipped_files(root):
+    for source in shipped_files(root):
         relative = source.relative_to(root).as_posix()
         target = out / relative
         if source.suffix == ".py":
@@ -170,7 +170,7 @@ def write_student_edition(out: Path, root: Path = REPO_ROOT) -> list[Stub]:
     return stubs
 
 
-def _shipped_files(root: Path) -> list[Path]:
+def shipped_files(root: Path = REPO_ROOT) -> list[Path]:
     """Returns the files of the edition, in a fixed order."""
     files = []
     for name in SHIPPED:

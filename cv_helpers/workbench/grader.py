@@ -123,5 +123,5 @@ def _find_package(received: Path) -> Path:
 
 def _only_python(folder: str, names: list[str]) -> list[str]:
     """shutil.copytree's ignore: keeps sub-folders and .py files, drops everything else (caches, data, binaries)."""
-    return [name for name in names if not (Path(folder, name).is_dir() and name != "__pycache__")
-            and not name.endswith(".py")]
+    kept = [name for name in names if name.endswith(".py") or (Path(folder, name).is_dir() and name != "__pycache__")]
+    return [name for name in names if name not in kept]
