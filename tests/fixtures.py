@@ -6,15 +6,12 @@ so short runs show learning.
 from __future__ import annotations
 
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from cv_helpers.config import REPO_ROOT
 from cv_helpers.data import STL10_ALL_CLASSES
 from cv_helpers.prepare import STL10_SIDE, convert_cifar100, convert_stl10
-from cv_helpers.workbench.edition import shipped_files
 
 
 def class_images(label: np.ndarray, side: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -80,13 +77,3 @@ def make_fixture_data(out: Path, datasets: tuple[str, ...] = ("cifar100", "stl10
         write_cifar100_python(downloads)
         convert_cifar100(downloads, Path(out))
     return Path(out)
-
-
-def copy_shipped(folder: Path) -> Path:
-    """Copies what the student edition is made from (the package, the checks, the notebooks, what installs them)
-    into `folder`: a solution to edit, or a submission to grade."""
-    for source in shipped_files():
-        target = folder / source.relative_to(REPO_ROOT)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-    return folder

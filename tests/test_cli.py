@@ -19,6 +19,28 @@ from cv_helpers.workbench.cli import TRAIN_FLAGS, build_parser, main
 from cv_helpers.workbench.presets import PRESETS
 
 
+@pytest.fixture()
+def child_env_here(child_env, monkeypatch) -> dict:
+    """`child_env`'s data, runs folder and mode, set in this process for commands run here."""
+    for name in ("CV_HELPERS_DATA", "CV_HELPERS_RUNS", "CV_HELPERS_SMOKE"):
+        monkeypatch.setenv(name, child_env[name])
+    return child_env
+
+
+def _main_in_this_process(capsys, args: list[str]) -> tuple[int, str, str]:
+    """Runs the command line in this process (as `python -m cv_helpers.workbench` does, without a new interpreter's
+    seconds of imports); returns its exit status, stdout and stderr."""
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        status = main(args)
+    except SystemExit as exit:
+        status = exit.code
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cv_helpers.workbench", *args], env=env, capture_output=True,
                           text=True, timeout=300)
@@ -47,11 +69,13 @@ def test_train_writes_config_metrics_and_checkpoint(child_env):
     (["--augmentation", "fancy"], "error: unknown augmentation 'fancy'; choose one of none, q1.3, q1.4, q2, flip, "
                                "flip-crop, flip-crop-96"),
 ])
-def test_bad_settings_give_one_line_and_exit_2(child_env, args, message):
-    result = _cli(child_env, "train", "--run-name", "bad", *args)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()]     # one line, no traceback
-    assert result.stderr.startswith(message)
+def test_bad_settings_give_one_line_and_exit_2(child_env_here, capsys, args, message):
+    child_env = child_env_here
+    status, out, err = _main_in_this_process(capsys, ["train", "--run-name", "bad", *args])
+    assert status == 2, out + err
+    assert err.strip().splitlines() == [err.strip()], err     # one line, no traceback
+    assert err.startswith(message), err
+    assert not (Path(child_env["CV_HELPERS_RUNS"]) / "bad").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -67,45 +91,40 @@ def test_bad_settings_give_one_line_and_exit_2(child_env, args, message):
     (["fly"], "error: argument command: invalid choice: 'fly'"),
 ])
 def test_a_bad_command_line_is_one_line_and_exit_2_before_any_work(capsys, args, message):
-    sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        status = main(args)            # in this process (the tests see no GPU, whatever the machine has)
-    except SystemExit as exit:
-        status = exit.code
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)
-    out, err = capsys.readouterr()
+    status, out, err = _main_in_this_process(capsys, args)     # the tests see no GPU, whatever the machine has
     assert status == 2, out + err
     assert err.strip().splitlines() == [err.strip()], err    # one line, no usage block, no traceback
     assert err.startswith(message), err
     assert out == ""
 
 
-def test_missing_data_folder_is_one_line_naming_the_fix(child_env, tmp_path):
-    result = _cli({**child_env, "CV_HELPERS_DATA": str(tmp_path / "nothing")}, "train", "--run-name", "x")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "nothing/cifar100 does not exist" in result.stderr and "unpack.py" in result.stderr
+def test_missing_data_folder_is_one_line_naming_the_fix(child_env_here, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("CV_HELPERS_DATA", str(tmp_path / "nothing"))
+    status, _, err = _main_in_this_process(capsys, ["train", "--run-name", "x"])
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "nothing/cifar100 does not exist" in err and "unpack.py" in err
 
 
-def test_finetuning_without_the_q1_checkpoint_says_what_creates_it(child_env):
-    result = _cli(child_env, "train", "--preset", "q2-finetune", "--run-name", "ft")
-    assert result.returncode == 2
-    assert "q1.4-convnet/checkpoint.pt does not exist; train the CIFAR-100 network first" in result.stderr
+def test_finetuning_without_the_q1_checkpoint_says_what_creates_it(child_env_here, capsys):
+    status, _, err = _main_in_this_process(capsys, ["train", "--preset", "q2-finetune", "--run-name", "ft"])
+    assert status == 2
+    assert "q1.4-convnet/checkpoint.pt does not exist; train the CIFAR-100 network first" in err
     # the 50 epochs' preset
-    assert result.stderr.rstrip().endswith("`python -m cv_helpers.workbench train --preset q1.4-convnet`")
+    assert err.rstrip().endswith("`python -m cv_helpers.workbench train --preset q1.4-convnet`")
 
 
-def test_evaluate_re_measures_a_run_and_names_a_missing_one(child_env):
+def test_evaluate_re_measures_a_run_and_names_a_missing_one(child_env_here, capsys):
+    child_env = child_env_here
     trained = _cli(child_env, "train", "--model", "mlp", "--epochs", "1", "--run-name", "to-evaluate",
                    "--no-progress")
     assert trained.returncode == 0, trained.stderr
-    result = _cli(child_env, "evaluate", "to-evaluate")
+    status, out, err = _main_in_this_process(capsys, ["evaluate", "to-evaluate"])
     metrics = json.loads((Path(child_env["CV_HELPERS_RUNS"]) / "to-evaluate" / "metrics.json").read_text())
-    assert result.returncode == 0, result.stderr
-    assert f"test accuracy {metrics['final_test_acc']:.2f} % without flip" in result.stdout
-    missing = _cli(child_env, "evaluate", "nothing-here", "--tta-flip")
-    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
-    assert "nothing-here/checkpoint.pt does not exist; train it first" in missing.stderr
+    assert status == 0, err
+    assert f"test accuracy {metrics['final_test_acc']:.2f} % without flip" in out
+    status, _, err = _main_in_this_process(capsys, ["evaluate", "nothing-here", "--tta-flip"])
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "nothing-here/checkpoint.pt does not exist; train it first" in err
 
 
 def _final_state(env: dict, run: str) -> tuple[dict, dict]:

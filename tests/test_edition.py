@@ -12,17 +12,18 @@ import nbformat
 import pytest
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.workbench.edition import (BEGIN, END, TASKS, strip_markdown, strip_notebook, strip_python,
-                                          write_student_edition)
+from cv_helpers.workbench.contents import notebook_contents
+from cv_helpers.workbench.edition import (BEGIN, END, copy_solution, edition_stubs, strip_markdown, strip_notebook,
+                                          strip_python, write_student_edition)
 from cv_helpers.workbench.grading import run_checks, task_scores
-from tests.fixtures import copy_shipped
+from cv_helpers.workbench.tasks import TASKS, grading_map, notebook_places
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _solution_copy(folder: Path) -> Path:
     """Copies what the edition is made from into `folder`, with a canary line inside every solution region."""
-    copy_shipped(folder)
+    copy_solution(folder)
     regions = 0
     for path in sorted((folder / "cv_helpers").rglob("*.py")):
         lines = path.read_text().split("\n")
@@ -67,9 +68,22 @@ def test_two_generations_give_the_same_bytes_and_a_manifest_of_every_task(tmp_pa
     assert {"cv_helpers/models.py: TwoLayerNet.__init__", "cv_helpers/train.py: train",
             "cv_helpers/data.py: select_stl10_classes"} <= places
     readme = (tmp_path / "first" / "README.md").read_text()
-    assert "| Q1.3c | the training loop in train()" in readme and "`cv_helpers/train.py: train`" in readme
+    assert "| Q1.3c the training loop in train()" in readme and "`cv_helpers/train.py: train`" in readme
     with pytest.raises(ConfigError, match="already exists"):
         write_student_edition(tmp_path / "first")
+
+
+def test_the_grading_map_points_at_each_tasks_notebook_and_its_declared_figures_and_the_docs_copy_is_current():
+    places = notebook_places()
+    declared = {f"{contents.stem}.ipynb": {*contents.figures, *contents.tables} for contents in notebook_contents()}
+    for task in TASKS:
+        place = places[task.question]
+        assert place.heading.startswith(task.question), place
+        assert set(task.shows) <= declared[place.notebook], (task.id, set(task.shows) - declared[place.notebook])
+    docs = (ROOT / "docs" / "teaching.md").read_text()
+    copy = docs.split("<!-- grading map: begin -->\n")[1].split("\n<!-- grading map: end -->")[0]
+    assert copy == grading_map(edition_stubs()), \
+        "docs/teaching.md's grading map is stale: paste `python -m cv_helpers.workbench edition map` into it"
 
 
 def test_every_module_of_the_edition_imports_and_each_stub_says_its_task(tmp_path):
@@ -121,7 +135,7 @@ def test_notebooks_lose_their_outputs_and_their_answers():
 
 def _edition_with(tmp_path: Path, kept: str | None) -> Path:
     """Writes the edition with the solution of task `kept` pasted back (its markers removed before stubbing)."""
-    solution = copy_shipped(tmp_path / "solution")
+    solution = copy_solution(tmp_path / "solution")
     for path in (solution / "cv_helpers").rglob("*.py"):
         lines, keep, inside = path.read_text().split("\n"), [], False
         for index, line in enumerate(lines):

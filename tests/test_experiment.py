@@ -89,11 +89,13 @@ def test_improved_q2_recipe_fine_tunes_the_q3_net_on_the_stl10_sample(data_root,
     with pytest.raises(CheckpointError, match=r"train the CIFAR-100 network first: "
                                               r"`python -m cv_helpers.workbench train --preset q3-best`"):
         run_experiment(missing, progress=False)
-    cifar = run_experiment(get_preset("q3-best"), "q3-best", progress=False)
+    # The session's runs folder, where the Q3 and Q2 notebooks' tests train (or reuse) the same two smoke runs.
+    monkeypatch.undo()
+    cifar = load_or_train("q3-best")
     model, kwargs = build_network(get_preset("q2-sample-plus"), num_classes=5, image_size=96)
     assert torch.equal(model.res5.block[0].weight, cifar.model.res5.block[0].weight)
     assert model.fc.out_features == 5 and kwargs["widths"] == [64, 192, 384]
-    result = run_experiment(get_preset("q2-sample-plus"), "q2-sample-plus", progress=False)
+    result = load_or_train("q2-sample-plus")
     assert result.class_names == ["car", "deer", "horse", "monkey", "truck"] and result.history.epochs == 2
     assert result.per_class.shape == (5,)
 

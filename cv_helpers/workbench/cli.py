@@ -255,9 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune_parsers(commands)
     commands.add_parser("report-tables", help="build report/tables/results.{md,csv} from the run folders, then "
                                               "report/report.md (refuses smoke-mode figures)")
-    edition = commands.add_parser("edition", help="write the student edition: every solution region a stub")
-    edition.add_argument("kind", choices=["student"], help="which edition")
-    edition.add_argument("out", type=Path, help="a new folder for it")
+    edition = commands.add_parser("edition", help="write the student edition (every solution region a stub), or "
+                                                  "print the grading map")
+    edition.add_argument("kind", choices=["student", "map"], help="student: write the edition to OUT; map: print the "
+                                                                  "grading map (task, points, package, notebook)")
+    edition.add_argument("out", type=Path, nargs="?", default=None, help="a new folder for the student edition")
     check = commands.add_parser("check", help="the self-check: run checks/ and print each task's points")
     check.add_argument("folder", type=Path, nargs="?", default=Path("."), help="the edition's folder (default: .)")
     grade = commands.add_parser("grade", help="grade a submission (folder or zip) under the staff's checks, or every "
@@ -266,17 +268,20 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--many", action="store_true", help="SUBMISSION is a folder of submissions: one CSV")
     grade.add_argument("--out", type=Path, required=True, help="a new folder for the grading and grades.{json,md}")
     grade.add_argument("--hidden", type=Path, default=None, help="a folder of hidden checks laid over checks/")
+    grade.add_argument("--no-notebooks", action="store_true",
+                       help="skip running the submission's notebooks in smoke mode (they run by default)")
     return parser
 
 
 def _run_grade(args: argparse.Namespace) -> int:
-    from .grader import grade_many, grade_submission
-    from .grading import score_table
+    from .grader import CHECK_SECONDS, grade_many, grade_submission, grades_table
 
+    notebooks = [] if args.no_notebooks else None
     if args.many:
-        print(f"grades of every submission: {grade_many(args.submission, args.out, args.hidden)}")
+        print(f"grades of every submission: "
+              f"{grade_many(args.submission, args.out, args.hidden, CHECK_SECONDS, notebooks)}")
     else:
-        print(score_table(grade_submission(args.submission, args.out, args.hidden)))
+        print(grades_table(grade_submission(args.submission, args.out, args.hidden, CHECK_SECONDS, notebooks)))
     return 0
 
 
@@ -288,8 +293,14 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 def _run_edition(args: argparse.Namespace) -> int:
-    from .edition import write_student_edition
+    from .edition import edition_stubs, write_student_edition
+    from .tasks import grading_map
 
+    if args.kind == "map":
+        print(grading_map(edition_stubs()))
+        return 0
+    if args.out is None:
+        raise ConfigError("edition student needs a new folder: python -m cv_helpers.workbench edition student OUT")
     stubs = write_student_edition(args.out)
     files = {stub.place.split(":")[0] for stub in stubs}
     print(f"student edition in {args.out}: {len(stubs)} solution regions stubbed in {len(files)} files; "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -21,6 +20,7 @@ import nbformat
 from ..config import REPO_ROOT
 from ..errors import ConfigError
 from ..files import write_text
+from .tasks import TASKS, Stub, grading_map
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 MARKDOWN_BEGIN, MARKDOWN_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
@@ -30,39 +30,6 @@ ANSWER_STUB = "YOUR ANSWER HERE"
 # What the edition holds, relative to the repository: the package, the self-check, the notebooks, what installs them.
 SHIPPED = ("cv_helpers", "checks", "notebooks", "Makefile", "pyproject.toml", "environment.yml")
 LEFT_OUT = ("__pycache__", ".ipynb_checkpoints")
-
-
-@dataclass(frozen=True)
-class Stub:
-    """One solution region as the edition has it: its task, where it is and what the student is to do."""
-
-    task: str
-    place: str     # e.g. "cv_helpers/train.py: train" or "notebooks/Q1_1....ipynb: cell 4"
-    what: str
-
-
-@dataclass(frozen=True)
-class Task:
-    """One graded task of the course (UvA CV1 2023, part 2)."""
-
-    id: str
-    points: float
-    title: str
-    by_hand: bool = False    # graded by a person (written answers, tuning, the report), never auto-scored
-
-
-TASKS = (
-    Task("Q1.1", 3, "load CIFAR-100, un-normalise and show classes 0-4"),
-    Task("Q1.2", 4, "TwoLayerNet and the LeNet-5 ConvNet"),
-    Task("Q1.3a", 2, "CIFAR100_loader: __init__ and __getitem__"),
-    Task("Q1.3b", 2, "the training and test transforms and the optimizer"),
-    Task("Q1.3c", 4, "the training loop in train(), training and comparing both networks"),
-    Task("Q1.4", 10, "hyperparameters and the improved networks", by_hand=True),
-    Task("Q2.1", 5, "STL10_Dataset: the five classes, relabelled 0-4"),
-    Task("Q2.2a", 5, "load the CIFAR-100 ConvNet and give it a new head for 96x96 images"),
-    Task("Q2.2b", 5, "fine-tune, report the curves and the t-SNE of the features", by_hand=True),
-    Task("Q3", 0, "a stronger recipe (bonus)", by_hand=True),
-)
 
 
 def strip_python(text: str, where: str) -> tuple[str, list[Stub]]:
@@ -146,28 +113,39 @@ def strip_notebook(notebook: nbformat.NotebookNode, where: str) -> tuple[nbforma
 def write_student_edition(out: Path, root: Path = REPO_ROOT) -> list[Stub]:
     """Writes the student edition of the repository at `root` into `out` (which must not exist yet): the package
     and the notebooks with their regions stubbed, `manifest.json` (tasks, points, where each is stubbed) and a
-    README for students. Returns the stubs."""
+    README for students with the grading map. Returns the stubs."""
     out = Path(out)
     if out.exists():
         raise ConfigError(f"{out} already exists; choose a new folder for the student edition")
     stubs: list[Stub] = []
     for source in shipped_files(root):
         relative = source.relative_to(root).as_posix()
-        target = out / relative
-        if source.suffix == ".py":
-            text, found = strip_python(source.read_text(), relative)
-            write_text(target, text)
-        elif source.suffix == ".ipynb":
-            notebook, found = strip_notebook(nbformat.read(source, as_version=4), relative)
-            write_text(target, nbformat.writes(notebook) + "\n")
+        text, found = edition_text(source, relative)
+        if text is None:
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, out / relative)
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-            found = []
+            write_text(out / relative, text)
         stubs += found
     write_text(out / "manifest.json", json.dumps(manifest(stubs), indent=1) + "\n")
-    write_text(out / "README.md", student_readme(stubs))
+    write_text(out / "README.md", student_readme(stubs, root / "notebooks"))
     return stubs
+
+
+def edition_text(source: Path, relative: str) -> tuple[str | None, list[Stub]]:
+    """Returns the edition's text of one shipped file (None: copied as it is) and its stubs."""
+    if source.suffix == ".py":
+        return strip_python(source.read_text(), relative)
+    if source.suffix == ".ipynb":
+        notebook, found = strip_notebook(nbformat.read(source, as_version=4), relative)
+        return nbformat.writes(notebook) + "\n", found
+    return None, []
+
+
+def edition_stubs(root: Path = REPO_ROOT) -> list[Stub]:
+    """Returns the stubs the student edition of `root` would have, writing nothing."""
+    return [stub for source in shipped_files(root)
+            for stub in edition_text(source, source.relative_to(root).as_posix())[1]]
 
 
 def shipped_files(root: Path = REPO_ROOT) -> list[Path]:
@@ -180,6 +158,16 @@ def shipped_files(root: Path = REPO_ROOT) -> list[Path]:
     return files
 
 
+def copy_solution(folder: Path, root: Path = REPO_ROOT) -> Path:
+    """Copies the files the edition is made from (the solution as shipped: package, checks, notebooks, what installs
+    them) into `folder` and returns it: a solution to edit, or a submission to grade."""
+    for source in shipped_files(root):
+        target = Path(folder) / source.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return Path(folder)
+
+
 def manifest(stubs: list[Stub]) -> dict:
     """Returns the edition's manifest: every task with its points and the places where it is stubbed."""
     return {"tasks": [{"id": task.id, "points": task.points, "title": task.title, "graded_by_hand": task.by_hand,
@@ -188,11 +176,9 @@ def manifest(stubs: list[Stub]) -> dict:
             "total_points": sum(task.points for task in TASKS)}
 
 
-def student_readme(stubs: list[Stub]) -> str:
-    """Returns the edition's README: setup, what to implement where (task, points, place), how to check."""
-    rows = [f"| {task.id} | {task.title} | {task.points:g}{' (by hand)' if task.by_hand else ''} | "
-            f"{'<br>'.join(f'`{stub.place}`: {stub.what}' for stub in stubs if stub.task == task.id) or '-'} |"
-            for task in TASKS]
+def student_readme(stubs: list[Stub], notebooks: Path) -> str:
+    """Returns the edition's README: setup, the grading map (what to implement where, its points, where the notebooks
+    show it), how to check."""
     return "\n".join([
         "# CV1 final project, part 2: the student edition",
         "",
@@ -204,19 +190,20 @@ def student_readme(stubs: list[Stub]) -> str:
         "`make lab` creates `.venv/`, installs the package and opens the notebooks in JupyterLab; `make data` prepares",
         "CIFAR-100 and STL-10 (it downloads them where the course's copy is absent).",
         "",
-        "## What to implement, and where",
+        "## What to implement, where, and how it is graded",
         "",
-        "Every place below raises `NotImplementedError` with its task until you write it; the comment above it says",
-        "what to do. The notebooks call these functions: a notebook stops at the first task it needs.",
+        "Every place in the package column raises `NotImplementedError` with its task until you write it; the comment",
+        "above it says what to do. The notebooks call these functions: a notebook stops at the first task it needs.",
+        "The figures and tables are saved by the notebooks under `report/figures/` and `report/tables/`.",
         "",
-        "| task | what | points | where |",
-        "|---|---|---|---|",
-        *rows,
+        grading_map(stubs, notebooks),
         "",
         "## How to check your work",
         "",
         "`make check` runs the checks in `checks/` (small data, a few minutes on a laptop) and prints a table: each",
         "task's points earned, its checks passed, and one line for every failed check saying what was expected. Tasks",
         "graded by hand (the written answers, Q1.4's tuning, the report) are listed with their points, never scored.",
+        "Before you hand in, restart each notebook and run all its cells: the grader runs every notebook top to bottom",
+        "(in smoke mode, on small data) and reports the ones that stop with an error.",
         "",
     ])

@@ -4,32 +4,41 @@ The submission (a folder, or the course's zip) is untrusted: a zip entry that wo
 symlink, or a file far over the expected size is refused with one line naming it. Only the student's `cv_helpers/`
 Python files are taken; the staff's `checks/` (and hidden tests, if given) are laid over them, so the student's code
 is what is graded and nothing of theirs can replace a check. Each check has a time limit (an endless loop fails its
-own task, not the run); nothing is deducted for output on stderr.
+own task, not the run); nothing is deducted for output on stderr. Then each of the course's notebooks, as the student
+handed it in, is executed top to bottom in smoke mode with the student's package ("Restart & Run All", which the course
+requires): the result is reported per notebook beside the points, and a TA reads the executed copies.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
 import shutil
 import stat
 import zipfile
 from pathlib import Path
 
+import nbformat
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
 from ..config import REPO_ROOT
 from ..errors import ConfigError
 from ..files import write_text
-from .edition import TASKS
+from .tasks import TASKS
 from .grading import run_checks, score_table, task_scores
+from .notebooks import PollingNotebookClient, notebook_paths
 
 MAX_FILE_BYTES = 5_000_000          # far above any module or notebook of the assignment
 CHECK_SECONDS = 120                 # per check
+CELL_SECONDS = 900                  # per notebook cell, in smoke mode
 
 
-def grade_submission(submission: Path, work: Path, hidden: Path | None = None,
-                     check_seconds: int = CHECK_SECONDS) -> list[dict]:
-    """Grades `submission` (a folder or a .zip) in the new folder `work`; writes work/grades.json and
-    work/grades.md and returns the task scores (see `grading.task_scores`)."""
+def grade_submission(submission: Path, work: Path, hidden: Path | None = None, check_seconds: int = CHECK_SECONDS,
+                     notebooks: list[str] | None = None, cell_seconds: int = CELL_SECONDS) -> dict:
+    """Grades `submission` (a folder or a .zip) in the new folder `work`: the checks, then the course's notebooks
+    (all of them, or the file names in `notebooks`; [] runs none). Writes work/grades.json and work/grades.md and
+    returns {"tasks": task scores (see `grading.task_scores`), "notebooks": see `run_student_notebooks`}."""
     work = Path(work)
     if work.exists():
         raise ConfigError(f"{work} already exists; grade into a new folder")
@@ -44,32 +53,89 @@ def grade_submission(submission: Path, work: Path, hidden: Path | None = None,
     shutil.copytree(REPO_ROOT / "checks", grading / "checks", ignore=shutil.ignore_patterns("__pycache__"))
     if hidden is not None:
         shutil.copytree(hidden, grading / "checks" / "hidden", ignore=shutil.ignore_patterns("__pycache__"))
-    scores = task_scores(run_checks(grading, check_seconds=check_seconds))
-    write_text(work / "grades.json", json.dumps(scores, indent=1) + "\n")
-    write_text(work / "grades.md", score_table(scores) + "\n")
-    return scores
+    names = [path.name for path in notebook_paths()] if notebooks is None else notebooks
+    grades = {"tasks": task_scores(run_checks(grading, check_seconds=check_seconds)),
+              "notebooks": run_student_notebooks(received, grading, names, cell_seconds)}
+    write_text(work / "grades.json", json.dumps(grades, indent=1) + "\n")
+    write_text(work / "grades.md", grades_table(grades) + "\n")
+    return grades
 
 
-def grade_many(submissions: Path, work: Path, hidden: Path | None = None,
-               check_seconds: int = CHECK_SECONDS) -> Path:
+def run_student_notebooks(received: Path, grading: Path, names: list[str],
+                          cell_seconds: int = CELL_SECONDS) -> list[dict]:
+    """Executes the submission's notebooks `names` (file names; found anywhere in `received`) in grading/notebooks/,
+    top to bottom in smoke mode, with the package in `grading` and runs written under grading/smoke/; keeps the
+    executed copies there. Returns per notebook {"notebook", "ran", "why"} ("why": the first error, one line)."""
+    handed_in = {path.name: path for path in sorted(received.rglob("*.ipynb"))
+                 if ".ipynb_checkpoints" not in path.parts}
+    env = {**os.environ, "PYTHONPATH": str(grading), "CV_HELPERS_SMOKE": "1",
+           "CV_HELPERS_RUNS": str(grading / "smoke" / "runs"), "CV_HELPERS_REPORT": str(grading / "smoke" / "report")}
+    results = []
+    for name in names:
+        why = "not in the submission" if name not in handed_in else _execute(handed_in[name],
+                                                                           grading / "notebooks", env, cell_seconds)
+        results.append({"notebook": name, "ran": not why, "why": why})
+    return results
+
+
+def _execute(source: Path, folder: Path, env: dict[str, str], cell_seconds: int) -> str:
+    """Executes a copy of the notebook `source` in `folder`; returns '' or the first error in one line."""
+    try:
+        notebook = nbformat.read(source, as_version=4)
+    except (ValueError, nbformat.ValidationError) as err:
+        return f"not a readable notebook ({type(err).__name__})"
+    client = PollingNotebookClient(notebook, timeout=cell_seconds, kernel_name="python3",
+                                   resources={"metadata": {"path": str(folder)}})
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        client.execute(env=env, cwd=str(folder))
+        return ""
+    except CellTimeoutError:
+        return f"{_failed_cell(notebook)}ran over its {cell_seconds} s limit"
+    except CellExecutionError as err:
+        return f"{_failed_cell(notebook)}{err.ename}: {err.evalue}".splitlines()[0][:200]
+    finally:
+        write_text(folder / source.name, nbformat.writes(notebook))
+
+
+def _failed_cell(notebook: nbformat.NotebookNode) -> str:
+    """Returns 'cell N: ' for the code cell that stopped the run (the last one executed), or ''."""
+    run = [number for number, cell in enumerate(notebook.cells, 1)
+           if cell.cell_type == "code" and cell.get("execution_count") is not None]
+    return f"cell {run[-1]}: " if run else ""
+
+
+def grades_table(grades: dict) -> str:
+    """Returns grades.md: the points per task, then whether each notebook ran top to bottom."""
+    lines = [score_table(grades["tasks"]), "", "| notebook (Restart & Run All, smoke mode) | ran |", "|---|---|"]
+    lines += [f"| {result['notebook']} | {'yes' if result['ran'] else 'no: ' + result['why']} |"
+              for result in grades["notebooks"]]
+    return "\n".join(lines)
+
+
+def grade_many(submissions: Path, work: Path, hidden: Path | None = None, check_seconds: int = CHECK_SECONDS,
+               notebooks: list[str] | None = None, cell_seconds: int = CELL_SECONDS) -> Path:
     """Grades every submission in the folder `submissions` (sub-folders and .zip files, in name order), each in
-    work/NAME/, and writes work/grades.csv: one row per submission, its points per auto-graded task and in total.
-    A submission refused or failing to grade gets its one-line reason in the row instead. Returns the CSV's path."""
+    work/NAME/, and writes work/grades.csv: one row per submission, its points per auto-graded task and in total, and
+    how many notebooks ran. A submission refused or failing to grade gets its one-line reason in the row instead.
+    Returns the CSV's path."""
     entries = sorted(p for p in Path(submissions).iterdir() if p.is_dir() or p.suffix == ".zip")
     if not entries:
         raise ConfigError(f"{submissions} holds no submission folders or .zip files")
     graded = [task for task in TASKS if not task.by_hand]
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["submission", *(f"{task.id} ({task.points:g})" for task in graded), "total", "note"])
+    writer.writerow(["submission", *(f"{task.id} ({task.points:g})" for task in graded), "total", "notebooks run",
+                     "note"])
     for entry in entries:
         try:
-            earned = {s["task"]: s["earned"] for s in grade_submission(entry, Path(work) / entry.stem, hidden,
-                                                                         check_seconds)}
+            grades = grade_submission(entry, Path(work) / entry.stem, hidden, check_seconds, notebooks, cell_seconds)
+            earned = {score["task"]: score["earned"] for score in grades["tasks"]}
+            ran = [result["ran"] for result in grades["notebooks"]]
             writer.writerow([entry.name, *(f"{earned[task.id]:.1f}" for task in graded),
-                             f"{sum(earned[task.id] for task in graded):.1f}", ""])
+                             f"{sum(earned[task.id] for task in graded):.1f}", f"{sum(ran)} of {len(ran)}", ""])
         except ConfigError as err:
-            writer.writerow([entry.name, *([""] * len(graded)), "", str(err)])
+            writer.writerow([entry.name, *([""] * len(graded)), "", "", str(err)])
     out = Path(work) / "grades.csv"
     write_text(out, table.getvalue())
     return out

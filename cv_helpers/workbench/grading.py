@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
-from .edition import TASKS
+from .tasks import TASKS
 
 Checks = dict[str, list[dict]]      # task -> [{"check": name, "passed": bool, "why": one line}]
 
