@@ -8,6 +8,7 @@ config: the entry points (`run_experiment`, the study runner) validate it.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -198,6 +199,8 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
         predicted, true, _ = predict(runner, test_loader, config.tta_flip, config.tta_translate)
         return FitResult(history, predicted, true, epochs_trained=0)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    if config.compile and start_epoch > 0:
+        _replay_compilation(runner, net, train_loader, test_loader, config, start_epoch, loss_fn)
     steps_per_epoch = len(train_loader)
     total_steps, warmup_steps = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
 
@@ -228,6 +231,39 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
         if on_epoch_end is not None:
             on_epoch_end(FitResult(history, predicted, true, epoch - start_epoch))
     return FitResult(history, predicted, true, config.epochs - start_epoch)
+
+
+def _replay_compilation(runner: nn.Module, net: nn.Module, train_loader: Iterable, test_loader: Iterable,
+                        config: TrainConfig, start_epoch: int, loss_fn: nn.Module) -> None:
+    """Before a compiled run resumes after `start_epoch`: compiles the graphs the uninterrupted run compiled in its
+    earlier epochs, in the same order, and leaves the weights, buffers, gradients and random state as they were.
+
+    torch.compile recompiles for a dynamic batch size at the first batch of another size (an epoch's partial last
+    batch) and runs that graph from then on. Without the replay, the first resumed epoch would run the static graph,
+    whose sums differ in the last bits on several threads, and the resumed run would drift from the uninterrupted
+    one."""
+    saved, random_state = copy.deepcopy(net.state_dict()), torch.get_rng_state()
+    first_full_size = config.low_res_epochs + 1 if config.low_res else 1
+    for epoch in sorted({1, first_full_size} & set(range(1, start_epoch + 1))):
+        _seed_epoch(train_loader, config.seed, epoch)
+        if config.low_res:
+            train_loader.resize_to = config.low_res if epoch <= config.low_res_epochs else None
+        train(runner, _first_of_each_shape(train_loader), 1, torch.optim.SGD(net.parameters(), lr=0.0), loss_fn,
+              verbose=False)
+        if epoch == 1:
+            tta = config.tta_flip and (config.epochs == 1 or not config.tta_final_only)
+            predict(runner, _first_of_each_shape(test_loader), tta, config.tta_translate if tta else 0)
+    net.load_state_dict(saved)
+    net.zero_grad(set_to_none=True)
+    torch.set_rng_state(random_state)
+
+
+def _first_of_each_shape(loader: Iterable) -> list:
+    """Returns the first batch of each image shape of one pass over `loader`, in the order they come."""
+    batches = {}
+    for images, labels in loader:
+        batches.setdefault(tuple(images.shape), (images, labels))
+    return list(batches.values())
 
 
 def _seed_epoch(loader: Iterable, seed: int, epoch: int) -> None:

@@ -13,7 +13,7 @@ import torch
 from cv_helpers.checkpoint import load_checkpoint
 from cv_helpers.errors import ConfigError, TrainingDiverged
 from cv_helpers.fast_loader import FastLoader
-from cv_helpers.models import ConvNet, TwoLayerNet
+from cv_helpers.models import ConvNet, ConvNetBN, TwoLayerNet
 from cv_helpers.train import (TrainConfig, confusion_matrix, fit, initialize_optimizer, lr_factor,
                               per_class_accuracy, predict, train, valid, valid_class)
 from cv_helpers.transforms import get_augmentation
@@ -270,34 +270,43 @@ def test_minutes_to_accuracy_counts_to_the_end_of_the_first_epoch_that_reached_t
     assert minutes_to_accuracy(history, 80.0) is None
 
 
-def test_a_compiled_run_trains_like_the_eager_one_saves_plain_layer_names_and_resumes(tmp_path):
-    # Every Figure 6 and Q3 preset compiles (smoke mode does not): one epoch compiled, then a compiled resume.
+def test_a_compiled_run_trains_like_the_eager_one_saves_plain_layer_names_and_resumes_bit_identically(tmp_path):
+    # Every Figure 6 and Q3 preset compiles (smoke mode does not). The epoch ends with a partial batch, after which
+    # torch.compile runs a dynamic-batch graph: a resumed run must replay that (on two threads, the static graph's
+    # sums differ in the last bits, and the resumed weights would drift from the uninterrupted run's).
     generator = torch.Generator().manual_seed(0)
-    batches = [(torch.randn(8, 3, 8, 8, generator=generator), torch.randint(0, 4, (8,), generator=generator))
-               for _ in range(4)]
-    config = TrainConfig(model="mlp", optimizer="sgd", lr=0.05, batch_size=8, epochs=2, augmentation="none",
-                         schedule="cosine")
+    batches = [(torch.randn(size, 3, 32, 32, generator=generator), torch.randint(0, 100, (size,), generator=generator))
+               for size in (128, 128, 80, 64)]
+    config = TrainConfig(model="convnet-bn", optimizer="sgd", lr=0.05, momentum=0.9, batch_size=128, epochs=2,
+                         augmentation="none", compile=True)
 
     def network():
         torch.manual_seed(0)
-        return TwoLayerNet(3 * 8 * 8, 16, 4)
-
-    eager_net = network()
-    eager = fit(eager_net, batches[:3], batches[3:], config, progress=False)
+        return ConvNetBN()
 
     def stop_after_one_epoch(result):
         raise KeyboardInterrupt
 
-    compiled_config = replace(config, compile=True)
-    with pytest.raises(KeyboardInterrupt):
-        fit(network(), batches[:3], batches[3:], compiled_config, run_dir=tmp_path, on_epoch_end=stop_after_one_epoch,
-            progress=False)
-    state = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert state["epoch"] == 1 and list(state["model_state"]) == list(network().state_dict())  # no _orig_mod.
-    net = network()
-    resumed = fit(net, batches[:3], batches[3:], compiled_config, run_dir=tmp_path, resume=True, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        eager_net, whole_net, resumed_net = network(), network(), network()
+        eager = fit(eager_net, batches[:3], batches[3:], replace(config, compile=False), progress=False)
+        whole = fit(whole_net, batches[:3], batches[3:], config, progress=False)
+        torch._dynamo.reset()                                       # as in a new process
+        with pytest.raises(KeyboardInterrupt):
+            fit(network(), batches[:3], batches[3:], config, run_dir=tmp_path, on_epoch_end=stop_after_one_epoch,
+                progress=False)
+        state = load_checkpoint(tmp_path / "checkpoint.pt")
+        assert state["epoch"] == 1 and list(state["model_state"]) == list(network().state_dict())  # no _orig_mod.
+        torch._dynamo.reset()
+        resumed = fit(resumed_net, batches[:3], batches[3:], config, run_dir=tmp_path, resume=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     assert resumed.epochs_trained == 1
+    assert {**resumed.history.as_dict(), "seconds": []} == {**whole.history.as_dict(), "seconds": []}
+    assert [name for name, value in whole_net.state_dict().items()
+            if not torch.equal(resumed_net.state_dict()[name], value)] == []
     for name, value in eager_net.state_dict().items():
-        torch.testing.assert_close(net.state_dict()[name], value, rtol=1e-4, atol=1e-5, msg=name)
-    for metric in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
-        assert getattr(resumed.history, metric) == pytest.approx(getattr(eager.history, metric), rel=1e-4), metric
+        torch.testing.assert_close(whole_net.state_dict()[name], value, rtol=1e-3, atol=1e-4, msg=name)
+    assert whole.history.train_loss == pytest.approx(eager.history.train_loss, rel=1e-4)
