@@ -3,8 +3,8 @@
 `train` is the loop of every training in the workbook (CLI, notebooks, widget, sweeps, studies): `fit`, below the
 course's functions, calls it once per epoch and adds what a long run needs: a learning-rate schedule, the test
 evaluation after each epoch, atomic checkpoints and exact resume (each epoch's shuffling and augmentation are seeded
-by (seed, epoch); a compiled run replays its compilations). A loss that becomes NaN or infinite stops training with a one-line message. `fit` trusts its
-config: the entry points (`run_experiment`, the study runner) validate it.
+by (seed, epoch); a compiled run replays its compilations). A loss that becomes NaN or infinite stops training with
+a one-line message. `fit` trusts its config: the entry points (`run_experiment`, the study runner) validate it.
 """
 from __future__ import annotations
 
