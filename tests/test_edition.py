@@ -13,8 +13,8 @@ import pytest
 
 from cv_helpers.errors import ConfigError
 from cv_helpers.workbench.contents import notebook_contents
-from cv_helpers.workbench.edition import (BEGIN, END, copy_solution, edition_stubs, strip_markdown, strip_notebook,
-                                          strip_python, write_student_edition)
+from cv_helpers.workbench.edition import (BEGIN, END, MARKDOWN_BEGIN, MARKDOWN_END, copy_solution, edition_stubs,
+                                          strip_markdown, strip_notebook, strip_python, write_student_edition)
 from cv_helpers.workbench.grading import run_checks, task_scores
 from cv_helpers.workbench.tasks import TASKS, grading_map, notebook_places
 
@@ -22,19 +22,30 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _solution_copy(folder: Path) -> Path:
-    """Copies what the edition is made from into `folder`, with a canary line inside every solution region."""
+    """Copies what the edition is made from into `folder`, with a canary line inside every solution region (of the
+    modules, the notebooks' code cells and their written answers)."""
     copy_solution(folder)
     regions = 0
-    for path in sorted((folder / "cv_helpers").rglob("*.py")):
-        lines = path.read_text().split("\n")
-        with_canaries = []
-        for line in lines:
-            with_canaries.append(line)
-            if line.strip() == BEGIN:
+
+    def with_canaries(text: str) -> str:
+        nonlocal regions
+        lines = []
+        for line in text.split("\n"):
+            lines.append(line)
+            if line.strip() in (BEGIN, MARKDOWN_BEGIN):
                 regions += 1
-                with_canaries.append(f"{line[:len(line) - len(line.lstrip())]}x = 'CANARY-{regions}'")
-        path.write_text("\n".join(with_canaries))
-    assert regions >= 10
+                lines.append(f"{line[:len(line) - len(line.lstrip())]}x = 'CANARY-{regions}'")
+        return "\n".join(lines)
+
+    for path in sorted((folder / "cv_helpers").rglob("*.py")):
+        path.write_text(with_canaries(path.read_text()))
+    python_regions = regions
+    for path in sorted((folder / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            cell.source = with_canaries(cell.source)
+        nbformat.write(notebook, path)
+    assert python_regions >= 10 and regions - python_regions >= 5
     return folder
 
 
@@ -48,8 +59,13 @@ def test_the_edition_keeps_no_solution_line_and_no_marker(tmp_path):
     stubs = write_student_edition(tmp_path / "edition", root=solution)
     texts = {name: (tmp_path / "edition" / name).read_text() for name in _digests(tmp_path / "edition")}
     assert not [name for name, text in texts.items() if "CANARY-" in text]
-    assert not [name for name, text in texts.items() if any(line.strip() in (BEGIN, END) for line in text.split("\n"))]
-    stubs_written = [line for text in texts.values() for line in text.split("\n")
+    markers = (BEGIN, END, MARKDOWN_BEGIN, MARKDOWN_END)
+    assert not [name for name, text in texts.items() if any(line.strip() in markers for line in text.split("\n"))]
+    assert not [name for name, text in texts.items() if name.endswith(".ipynb") and any(m in text for m in markers)]
+    assert sum(text.count("YOUR ANSWER HERE") for name, text in texts.items() if name.endswith(".ipynb")) >= 5
+    sources = [text for name, text in texts.items() if name.endswith(".py")] + [
+        cell.source for name, text in texts.items() if name.endswith(".ipynb") for cell in nbformat.reads(text, 4).cells]
+    stubs_written = [line for text in sources for line in text.split("\n")
                      if line.strip().startswith('raise NotImplementedError("TODO(')]
     assert len(stubs) == len(stubs_written)
     assert not {"runs", "report", "tests", "docs"} & {name.split("/")[0] for name in texts}

@@ -194,6 +194,7 @@ def student_readme(stubs: list[Stub], notebooks: Path) -> str:
         "",
         "Every place in the package column raises `NotImplementedError` with its task until you write it; the comment",
         "above it says what to do. The notebooks call these functions: a notebook stops at the first task it needs.",
+        "Written answers go where a notebook's markdown cell says YOUR ANSWER HERE.",
         "The figures and tables are saved by the notebooks under `report/figures/` and `report/tables/`.",
         "",
         grading_map(stubs, notebooks),
