@@ -274,14 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_grade(args: argparse.Namespace) -> int:
-    from .grader import CHECK_SECONDS, grade_many, grade_submission, grades_table
+    from .grader import grade_many, grade_submission, grades_table
 
     notebooks = [] if args.no_notebooks else None
     if args.many:
-        print(f"grades of every submission: "
-              f"{grade_many(args.submission, args.out, args.hidden, CHECK_SECONDS, notebooks)}")
+        print(f"grades of every submission: {grade_many(args.submission, args.out, args.hidden, notebooks=notebooks)}")
     else:
-        print(grades_table(grade_submission(args.submission, args.out, args.hidden, CHECK_SECONDS, notebooks)))
+        print(grades_table(grade_submission(args.submission, args.out, args.hidden, notebooks=notebooks)))
     return 0
 
 

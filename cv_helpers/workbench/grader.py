@@ -25,9 +25,9 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from ..config import REPO_ROOT
 from ..errors import ConfigError
 from ..files import write_text
-from .tasks import TASKS
 from .grading import run_checks, score_table, task_scores
 from .notebooks import PollingNotebookClient, notebook_paths
+from .tasks import TASKS
 
 MAX_FILE_BYTES = 5_000_000          # far above any module or notebook of the assignment
 CHECK_SECONDS = 120                 # per check
