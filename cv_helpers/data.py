@@ -132,10 +132,15 @@ def smoke_subset(split: ArraySplit, label: str, size: int) -> ArraySplit:
     return split.subset(np.sort(order[np.linspace(0, len(order) - 1, size).round().astype(int)]))
 
 
+SMOKE_IMAGES = {"train": 500, "test": 250}      # CIFAR-100 images per split in smoke mode: 5 and 2-3 per class
+SMOKE_STL10_IMAGES = 25                         # STL-10 images per split in smoke mode: 5 per class
+
+
 def load_cifar100(train: bool = True, root: Path | str | None = None) -> ArraySplit:
-    """Returns CIFAR-100's train or test split, shrunk to a few hundred images in smoke mode."""
-    split = load_split(CIFAR100, "train" if train else "test", root)
-    return smoke_subset(split, "fine_labels", by_mode(len(split), 1000 if train else 500))
+    """Returns CIFAR-100's train or test split, shrunk to SMOKE_IMAGES in smoke mode."""
+    name = "train" if train else "test"
+    split = load_split(CIFAR100, name, root)
+    return smoke_subset(split, "fine_labels", by_mode(len(split), SMOKE_IMAGES[name]))
 
 
 def stl10_source(root: Path | str | None = None) -> str:
@@ -231,6 +236,6 @@ class STL10_Dataset(_ArrayImageDataset):  # noqa: N801 - the assignment's name
                  transform: Callable | None = None) -> None:
         split = load_split(STL10, "train" if train else "test", root)                 # ten classes, labels 1..10
         images, labels = select_stl10_classes(split.images, split.labels["labels"])    # five classes, labels 0..4
-        size = by_mode(len(labels), 250 if train else 200)                            # a few hundred in smoke mode
+        size = by_mode(len(labels), SMOKE_STL10_IMAGES)
         five = smoke_subset(ArraySplit(images, {"labels": labels}, {}), "labels", size)
         super().__init__(five.images, five.labels["labels"], list(STL10_CLASSES), transform)

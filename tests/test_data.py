@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import REQUIRE_RESOURCES, STL10_SAMPLE, requires_real_cifar
 
-from cv_helpers.data import (CIFAR100, ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100, load_split,
-                             smoke_subset, stl10_source)
+from cv_helpers.data import (CIFAR100, SMOKE_IMAGES, ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100,
+                             load_split, smoke_subset, stl10_source)
 from cv_helpers.errors import DataError
 from cv_helpers.transforms import make_test_transform
 
@@ -41,9 +41,10 @@ def test_item_without_transform_is_pil_image_like_torchvision(data_root):
 
 
 def test_smoke_mode_keeps_every_class(data_root):
-    train = load_cifar100(True, data_root)
-    assert len(train) == 1000
-    assert set(np.unique(train.labels["fine_labels"])) == set(range(100))
+    for train, size in ((True, SMOKE_IMAGES["train"]), (False, SMOKE_IMAGES["test"])):
+        split = load_cifar100(train, data_root)
+        assert len(split) == size
+        assert set(np.unique(split.labels["fine_labels"])) == set(range(100))
 
 
 def test_smoke_subset_is_spread_over_sorted_classes():
@@ -115,7 +116,7 @@ def test_meta_with_wrong_class_count_is_reported(cifar_copy):
         load_split(CIFAR100, "test", cifar_copy)
 
 
-def test_the_tests_use_the_real_stl10_sample_where_it_ships(data_root):
+def test_the_tests_use_the_real_stl10_sample_where_it_ships(data_root, full_mode):
     # In CI (and on every course machine) ../shared/data/stl10_sample exists: generated STL-10 there is a failure.
     source = stl10_source(data_root)
     if REQUIRE_RESOURCES or STL10_SAMPLE.is_dir():

@@ -63,7 +63,7 @@ def test_finetuning_run_on_the_stl10_sample(data_root, tmp_path):
     save_checkpoint(tmp_path / "cifar.pt", {"model_name": "convnet-bn", "model_kwargs": {}, "class_names": None,
                                             "epoch": 1, "model_state": ConvNetBN().state_dict()})
     config = TrainConfig(model="convnet-bn", dataset="stl10", init_from=str(tmp_path / "cifar.pt"), epochs=1,
-                         optimizer="sgd", lr=0.01, batch_size=32, augmentation="q2")
+                         optimizer="sgd", lr=0.01, batch_size=16, augmentation="q2")
     result = run_experiment(config, progress=False)
     assert result.class_names == ["car", "deer", "horse", "monkey", "truck"]
     assert result.per_class.shape == (5,)

@@ -99,7 +99,7 @@ def test_truncated_cifar_pickle_is_reported(tmp_path):
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stl10_sample"
 
 
-def test_the_real_stl10_sample_converts_through_the_archive_code_with_its_source(tmp_path):
+def test_the_real_stl10_sample_converts_through_the_archive_code_with_its_source(tmp_path, full_mode):
     assert SAMPLE.is_dir(), f"the real STL-10 sample is missing at {SAMPLE} (it ships with the course data)"
     lines = list(prepare_data(tmp_path, tmp_path / "unused", ["stl10"], stl10_sample=SAMPLE))
     train_count, test_count = ((SAMPLE / f"{split}_y.bin").stat().st_size for split in ("train", "test"))
