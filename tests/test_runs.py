@@ -19,7 +19,7 @@ from cv_helpers.errors import ConfigError
 from cv_helpers.train import TrainConfig
 from cv_helpers.workbench.experiment import run_experiment
 from cv_helpers.workbench.results import load_runs, summarise
-from cv_helpers.workbench.runs import LOCKS, RunBusy, RunLock, retrain_folder
+from cv_helpers.workbench.runs import LOCKS, RunBusy, RunLock, retrain_folder, run_folder
 from cv_helpers.workbench.widgets import train_and_plot
 
 TINY = TrainConfig(model="mlp", epochs=1, batch_size=128)
@@ -147,6 +147,25 @@ def test_a_retrain_keeps_the_old_complete_numbers_until_it_completes(data_root):
     new = json.loads((run_dir / "metrics.json").read_text())
     assert new["seed"] == 1 and new["final_test_acc"] == finished.test_acc and len(new["history"]["test_acc"]) == 2
     assert not retrain_folder(run_dir).exists()
+
+
+def test_a_finished_run_reused_with_its_weights_keeps_its_files_byte_for_byte(data_root):
+    run_dir = run_experiment(TINY, "reused", progress=False).run_dir
+    config = json.loads((run_dir / "config.json").read_text())
+    del config["whitened_init"]                     # as a run written before that setting existed records it
+    (run_dir / "config.json").write_text(json.dumps(config))
+    before = {path.name: path.read_bytes() for path in run_dir.iterdir()}
+    reused = run_experiment(TINY, "reused", resume=True, progress=False)
+    assert reused.epochs_trained == 0 and reused.model is not None
+    assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == before
+
+
+def test_a_damaged_config_json_counts_as_no_run_and_is_replaced_when_the_run_trains(data_root):
+    run_dir = run_folder("damaged")
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text('{"epochs": ')                     # cut off mid-write by another tool
+    result = run_experiment(TINY, "damaged", resume=True, progress=False)
+    assert result.epochs_trained == 1 and json.loads((run_dir / "config.json").read_text())["epochs"] == 1
 
 
 def test_a_preset_trained_twice_in_separate_processes_gives_bit_identical_weights_and_metrics(child_env):

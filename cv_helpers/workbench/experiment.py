@@ -274,7 +274,7 @@ def _train(config: TrainConfig, folder: Path | None, resume: bool, device: torch
         if on_epoch_end is not None:
             on_epoch_end(result)
 
-    if folder is not None:
+    if folder is not None and not resume:   # a reused or resumed run keeps the config.json it started with
         write_config(folder, config)   # before the first epoch, so that an interrupted run can be resumed
     fitted = fit(model, train_loader, test_loader, config, run_dir=folder, resume=resume,
                  on_epoch_end=after_epoch if folder is not None else on_epoch_end, progress=progress)
