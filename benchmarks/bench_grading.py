@@ -1,6 +1,7 @@
 """How long the grader takes for one submission: the checks alone, and the checks with the five notebooks in smoke
 mode (the course's "Restart & Run All"). The submission is the solution as shipped, so every check runs to its end
-(a blank edition fails fast and would flatter the grader). Results: benchmarks/results/grading-<host-kind>.json.
+(a blank edition fails fast and would flatter the grader). The machine's fp32 matmul rate is recorded beside the
+minutes, since this machine's speed drifts from day to day. Results: benchmarks/results/grading-cpu-N-threads.json.
 
     python benchmarks/bench_grading.py [--out PATH]
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from bench_training import matmul_gflops
 from cv_helpers.config import describe_device
 from cv_helpers.workbench.edition import copy_solution
 from cv_helpers.workbench.grader import grade_submission
@@ -39,8 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="the JSON to write (default: results/grading-...)")
     args = parser.parse_args()
-    result = {"device": describe_device(torch.device("cpu")), "threads": torch.get_num_threads(),
-              "target_minutes": TARGET_MINUTES,
+    cpu = torch.device("cpu")
+    result = {"device": describe_device(cpu), "threads": torch.get_num_threads(),
+              "matmul_fp32_gflops": round(matmul_gflops(cpu)), "target_minutes": TARGET_MINUTES,
               "checks only": time_grading([]), "checks and notebooks": time_grading(None)}
     out = args.out or Path(__file__).parent / "results" / f"grading-cpu-{torch.get_num_threads()}-threads.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
