@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .config import by_mode, data_dir
+from .config import by_mode, data_dir, mode_name
 from .errors import DataError
 
 FIX_HINT = (
@@ -141,6 +141,32 @@ def load_cifar100(train: bool = True, root: Path | str | None = None) -> ArraySp
     name = "train" if train else "test"
     split = load_split(CIFAR100, name, root)
     return smoke_subset(split, "fine_labels", by_mode(len(split), SMOKE_IMAGES[name]))
+
+
+VALIDATION_IMAGES = {"full": 5000, "smoke": 200}    # held out of the training split: 50 (smoke: 2) per class
+VALIDATION_SEED = 20231                             # fixed, so that every run holds out the same images
+
+
+def hold_out(split: ArraySplit, label: str, size: int, seed: int = VALIDATION_SEED) -> tuple[ArraySplit, ArraySplit]:
+    """Returns (the rest of `split`, `size` held-out items): the same number of items from each class, drawn with
+    `seed`, both in the split's order. The held-out part is the validation split that settings are chosen on."""
+    labels = split.labels[label]
+    classes = np.unique(labels)
+    if size % len(classes) or size // len(classes) >= np.bincount(labels).min():
+        raise DataError(f"cannot hold out {size} items in equal parts from {len(classes)} classes of "
+                        f"{np.bincount(labels).min()} or more items; choose a multiple of {len(classes)} that leaves "
+                        "each class training items")
+    rng = np.random.default_rng(seed)
+    held = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:size // len(classes)] for c in classes])
+    mask = np.zeros(len(split), dtype=bool)
+    mask[held] = True
+    return split.subset(np.flatnonzero(~mask)), split.subset(np.flatnonzero(mask))
+
+
+def load_cifar100_validation(root: Path | str | None = None) -> tuple[ArraySplit, ArraySplit]:
+    """Returns (CIFAR-100's training split less the validation images, the validation images): VALIDATION_IMAGES
+    held out class-balanced with VALIDATION_SEED from `load_cifar100(True)`; the test split is not read."""
+    return hold_out(load_cifar100(True, root), "fine_labels", VALIDATION_IMAGES[mode_name()])
 
 
 def stl10_source(root: Path | str | None = None) -> str:

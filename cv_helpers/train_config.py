@@ -44,6 +44,8 @@ class TrainConfig:
     low_res: int = 0              # progressive resizing: train on images resized to low_res x low_res pixels ...
     low_res_epochs: int = 0       # ... for the first low_res_epochs epochs (0: off; networks with global pooling)
     whitened_init: bool = False   # conv1 starts as the patch whitening of the training images (whitening.py)
+    validation: bool = False      # hold out data.VALIDATION_IMAGES of the training images and measure on them,
+                                  # never on the test split: the runs that choose settings
 
     def validate(self, dataset_size: int | None = None) -> "TrainConfig":
         """Returns self; raises ConfigError naming the bad setting and what is allowed (called at the entry points:
@@ -77,6 +79,9 @@ class TrainConfig:
             raise ConfigError("tta_final_only and tta_translate change flip test-time augmentation; set tta_flip too")
         if not 0 <= self.tta_translate <= 4:
             raise ConfigError(f"tta_translate must be 0 (off) to 4 pixels, got {self.tta_translate}")
+        if self.validation and (self.dataset != "cifar100" or self.loader != "fast"):
+            raise ConfigError("the validation split is CIFAR-100's, on the fast loader; drop validation for "
+                              f"dataset {self.dataset!r} with loader {self.loader!r}")
         if self.low_res or self.low_res_epochs:
             self._validate_low_res()
         return self

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cv_helpers.config import run_name_for, runs_dir
 from cv_helpers.models import MODELS
 from cv_helpers.train_config import OPTIMIZERS, TrainConfig
 from cv_helpers.transforms import AUGMENTATIONS
@@ -175,3 +176,16 @@ def test_train_help_explains_every_flag_with_its_choices_and_default_and_lists_e
 def test_a_renamed_flag_keeps_its_old_name():
     args = build_parser().parse_args(["train", "--transform", "none"])
     assert args.augmentation == "none"
+
+
+def test_train_validation_measures_on_the_validation_split_and_evaluate_re_measures_it_there(capsys):
+    status, out, err = _main_in_this_process(capsys, ["train", "--model", "mlp", "--epochs", "1", "--validation",
+                                                      "--run-name", "cli-validation", "--no-progress"])
+    assert status == 0, err
+    run_dir = runs_dir() / run_name_for("cli-validation")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert json.loads((run_dir / "config.json").read_text())["validation"] is True
+    assert f"cli-validation: validation accuracy {metrics['final_test_acc']:.2f} %" in out
+    status, out, err = _main_in_this_process(capsys, ["evaluate", "cli-validation"])
+    assert status == 0, err
+    assert f"validation accuracy {metrics['final_test_acc']:.2f} % without flip" in out   # the same images again

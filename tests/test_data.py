@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import REQUIRE_RESOURCES, STL10_SAMPLE, requires_real_cifar
 
-from cv_helpers.data import (CIFAR100, SMOKE_IMAGES, ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100,
-                             load_split, smoke_subset, stl10_source)
+from cv_helpers.data import (CIFAR100, SMOKE_IMAGES, VALIDATION_IMAGES, ArraySplit, CIFAR100_loader, STL10_Dataset,
+                             hold_out, load_cifar100, load_cifar100_validation, load_split, smoke_subset, stl10_source)
 from cv_helpers.errors import DataError
 from cv_helpers.transforms import make_test_transform
 
@@ -130,3 +130,42 @@ def test_missing_stl10_says_how_to_prepare_stl10(tmp_path):
                                         r"STL-10 sample\) or `python -m cv_helpers.workbench prepare-data "
                                         r"--datasets stl10`"):
         STL10_Dataset(tmp_path)
+
+
+def _numbered_split(labels: list[int]) -> ArraySplit:
+    """A split whose image i is filled with the value i, so that each item can be told apart."""
+    images = np.arange(len(labels), dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    return ArraySplit(images, {"labels": np.array(labels, dtype=np.int64)}, {})
+
+
+def test_hold_out_takes_the_same_number_from_each_class_and_keeps_the_rest_apart_in_order():
+    split = _numbered_split([0, 1, 2] * 6 + [0, 1, 2])                  # 7 items of each of 3 classes
+    rest, held = hold_out(split, "labels", 6)
+    assert np.bincount(held.labels["labels"]).tolist() == [2, 2, 2]
+    ids = lambda part: part.images[:, 0, 0, 0].tolist()                 # noqa: E731
+    assert sorted(ids(rest) + ids(held)) == list(range(21)) and ids(rest) == sorted(ids(rest))
+    assert ids(held) == ids(hold_out(split, "labels", 6)[1])            # the same items every time
+    assert ids(held) != ids(hold_out(split, "labels", 6, seed=1)[1])    # chosen by the seed, not by position
+
+
+@pytest.mark.parametrize("size", [5, 21])
+def test_a_hold_out_that_cannot_be_class_balanced_is_one_line(size):
+    with pytest.raises(DataError, match=f"cannot hold out {size} items in equal parts from 3 classes"):
+        hold_out(_numbered_split([0, 1, 2] * 7), "labels", size)
+
+
+def test_the_validation_split_comes_out_of_the_training_split_never_the_test_split(data_root):
+    train, test = load_cifar100(True, data_root), load_cifar100(False, data_root)
+    rest, held = load_cifar100_validation(data_root)
+    assert (len(rest), len(held)) == (len(train) - VALIDATION_IMAGES["smoke"], VALIDATION_IMAGES["smoke"])
+    assert set(np.unique(held.labels["fine_labels"])) == set(range(100))
+    images = lambda part: {image.tobytes() for image in part.images}   # noqa: E731
+    assert images(held) <= images(train) and not images(held) & images(rest)
+    assert not images(held) & images(test)
+
+
+@requires_real_cifar
+def test_the_full_validation_split_is_5000_training_images_50_per_class(data_root, full_mode):
+    rest, held = load_cifar100_validation(data_root)
+    assert (len(rest), len(held)) == (45_000, 5_000) == (50_000 - VALIDATION_IMAGES["full"], VALIDATION_IMAGES["full"])
+    assert np.bincount(held.labels["fine_labels"]).tolist() == [50] * 100

@@ -11,6 +11,9 @@ from cv_helpers.checkpoint import save_checkpoint
 from cv_helpers.errors import CheckpointError, ConfigError
 from cv_helpers.models import ConvNetBN
 from cv_helpers.train import TrainConfig
+import cv_helpers.data
+from cv_helpers.data import VALIDATION_IMAGES
+from cv_helpers.workbench import experiment
 from cv_helpers.workbench.experiment import build_network, evaluate_run, load_or_train, run_experiment
 from cv_helpers.workbench.presets import PRESETS, get_preset
 
@@ -174,3 +177,27 @@ def test_after_a_preset_is_edited_the_plan_and_the_notebooks_call_agree_to_train
     again = load_or_train("q1.3-mlp")
     assert again.epochs_trained > 0 and again.config.lr == 2e-3
     assert json.loads((first.run_dir / "config.json").read_text())["lr"] == 2e-3 and planned() == []
+
+
+def test_a_validation_run_trains_without_the_held_out_images_and_never_reads_the_test_split(data_root, monkeypatch):
+    read = cv_helpers.data.load_cifar100
+
+    def training_split_only(train: bool = True, root=None):
+        assert train, "a run measured on the validation split read the test split"
+        return read(train, root)
+
+    monkeypatch.setattr(cv_helpers.data, "load_cifar100", training_split_only)
+    monkeypatch.setattr(experiment, "load_cifar100", training_split_only)
+    result = run_experiment(TrainConfig(model="mlp", epochs=1, batch_size=64, validation=True), "chooses",
+                            progress=False)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    held = VALIDATION_IMAGES["smoke"]
+    assert (metrics["train_size"], metrics["test_size"]) == (len(read(True, data_root)) - held, held)
+    assert metrics["evaluated_on"] == result.evaluated_on == "validation"
+    assert json.loads((result.run_dir / "config.json").read_text())["validation"] is True
+
+
+@pytest.mark.parametrize("settings", [{"dataset": "stl10"}, {"loader": "pil"}])
+def test_the_validation_split_is_refused_where_it_does_not_exist_with_one_line(settings):
+    with pytest.raises(ConfigError, match="the validation split is CIFAR-100's, on the fast loader"):
+        TrainConfig(validation=True, **settings).validate()

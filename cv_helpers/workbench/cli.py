@@ -64,7 +64,7 @@ def _presets_block() -> str:
         groups.setdefault(name.split("-")[0], []).append(name)
     lines = [f"  {group:<9s}{', '.join(names)}" for group, names in groups.items()]
     return "presets (--preset NAME; the flags given with it override its settings):\n" + "\n".join(
-        textwrap.fill(line, 118, subsequent_indent=" " * 11) for line in lines)
+        textwrap.fill(line, 118, subsequent_indent=" " * 11, break_on_hyphens=False) for line in lines)
 
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
@@ -92,6 +92,9 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
                         help="torch.compile the network (default: as the preset says)")
     parser.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
                         help="evaluate on each image and its mirror image (default: as the preset says)")
+    parser.add_argument("--validation", action=argparse.BooleanOptionalAction, default=None,
+                        help="hold out 5,000 training images (50 per class) and measure on them, not on the test "
+                             "split: for choosing settings (default: as the preset says)")
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -100,7 +103,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)
-    for switch in ("compile", "tta_flip"):
+    for switch in ("compile", "tta_flip", "validation"):
         if getattr(args, switch) is not None:
             setattr(config, switch, getattr(args, switch))
     if args.hidden_size is not None:
@@ -115,7 +118,7 @@ def _run_train(args: argparse.Namespace) -> int:
     run_name = args.run_name if args.run_name is not None else args.preset or config.model
     result = run_experiment(config, run_name, resume=args.resume, device=args.device,
                             progress=not args.no_progress)
-    print(f"{run_name}: test accuracy {result.test_acc:.2f} % after {result.history.epochs} epochs "
+    print(f"{run_name}: {result.evaluated_on} accuracy {result.test_acc:.2f} % after {result.history.epochs} epochs "
           f"({sum(result.history.seconds):.0f} s); files in {result.run_dir}")
     return 0
 
@@ -134,7 +137,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     evaluation = evaluate_run(args.run_name, args.tta_flip, device=args.device)
     how = "with" if args.tta_flip else "without"
-    print(f"{args.run_name}: test accuracy {evaluation['test_acc']:.2f} % {how} flip test-time augmentation "
+    split = evaluation.get("evaluated_on", "test")
+    print(f"{args.run_name}: {split} accuracy {evaluation['test_acc']:.2f} % {how} flip test-time augmentation "
           f"(checkpoint of epoch {evaluation['checkpoint_epoch']})")
     return 0
 

@@ -24,7 +24,7 @@ from ..checkpoint import model_from_checkpoint
 from ..config import (REPO_ROOT, by_mode, describe_device, memory_layout, resolve_device, run_name_for, runs_dir,
                      seed_everything)
 from ..data import (CIFAR100, STL10, STL10_CLASSES, ArraySplit, CIFAR100_loader, STL10_Dataset, load_cifar100,
-                    load_stl10, stl10_source)
+                    load_cifar100_validation, load_stl10, stl10_source)
 from ..errors import CheckpointError, ConfigError
 from ..fast_loader import FastLoader
 from ..files import read_json, write_json
@@ -59,15 +59,31 @@ class RunResult:
 
     @property
     def test_acc(self) -> float:
+        """The last epoch's accuracy on the split the run is measured on (see `evaluated_on`), in percent."""
         return self.history.test_acc[-1]
 
+    @property
+    def evaluated_on(self) -> str:
+        """'validation' for a run that holds out the validation split (its "test" numbers are measured there),
+        else 'test'."""
+        return evaluated_on(self.config)
 
-def load_splits(dataset: str, root: Path | str | None = None) -> tuple[ArraySplit, ArraySplit, str, list[str]]:
-    """Returns (train split, test split, label key, class names) of 'cifar100' (fine labels) or 'stl10'."""
+
+def evaluated_on(config: TrainConfig) -> str:
+    """Returns the split a run of `config` is measured on: 'validation' or 'test'."""
+    return "validation" if config.validation else "test"
+
+
+def load_splits(dataset: str, root: Path | str | None = None,
+                validation: bool = False) -> tuple[ArraySplit, ArraySplit, str, list[str]]:
+    """Returns (train split, evaluation split, label key, class names) of 'cifar100' (fine labels) or 'stl10'. The
+    evaluation split is the test split, or with `validation` (CIFAR-100 only) the images held out of the training
+    split (`load_cifar100_validation`), which the returned training split then lacks."""
     if dataset == "stl10":
         train, test = load_stl10(True, root), load_stl10(False, root)
         return train, test, "labels", train.meta["label_names"]
-    train, test = load_cifar100(True, root), load_cifar100(False, root)
+    train, test = load_cifar100_validation(root) if validation else (load_cifar100(True, root),
+                                                                     load_cifar100(False, root))
     return train, test, "fine_labels", train.meta["fine_label_names"]
 
 
@@ -194,13 +210,14 @@ def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | Non
                                                               f"--run-name {run_name} ...`")
         config = TrainConfig.from_dict(state["config"])
         device = resolve_device(device)
-        _, test, label_key, class_names = load_splits(config.dataset, root)
+        _, test, label_key, class_names = load_splits(config.dataset, root, config.validation)
         predicted, true, test_loss = predict(model.to(device), make_test_loader(test, label_key, device), tta_flip)
         evaluation = {
             "test_acc": 100.0 * float((predicted == true).mean()), "test_loss": test_loss, "tta_flip": tta_flip,
             "per_class_acc": dict(zip(class_names, per_class_accuracy(predicted, true, len(class_names)).tolist())),
             "checkpoint_epoch": state["epoch"], "device": describe_device(device), "git_revision": git_revision(),
             "test_size": len(test), "data_source": data_source(config.dataset, root),
+            "evaluated_on": evaluated_on(config),
         }
         write_json(evaluation_file(checkpoint.parent, tta_flip), evaluation)
     return evaluation
@@ -224,7 +241,8 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
     config = effective_config(config)
     run_dir = run_folder(run_name) if run_name is not None else None
     device = resolve_device(device)
-    train, test, label_key, class_names = load_splits(config.dataset, root)
+    config.validate()
+    train, test, label_key, class_names = load_splits(config.dataset, root, config.validation)
     config.validate(dataset_size=len(train))
     if run_dir is None:
         return _train(config, None, False, device, root, (train, test, label_key, class_names), on_epoch_end,
@@ -265,7 +283,8 @@ def _train(config: TrainConfig, folder: Path | None, resume: bool, device: torch
     model.to(device, memory_format=memory_layout(device))
     train_loader, test_loader = make_loaders(config, train, test, label_key, device, root)
     provenance = {"device": describe_device(device), "git_revision": git_revision(), "train_size": len(train),
-                  "test_size": len(test), "data_source": data_source(config.dataset, root)}
+                  "test_size": len(test), "data_source": data_source(config.dataset, root),
+                  "evaluated_on": evaluated_on(config)}
     if config.init_from:
         provenance["start_point"] = start_point(config.init_from)
 

@@ -62,7 +62,7 @@ def lr_range_test(config: TrainConfig, low: float = 1e-5, high: float = 1.0, ste
                           f"steps={steps}")
     seed_everything(config.seed)
     device = default_device()
-    train_split, test_split, label_key, names = load_splits(config.dataset, root)
+    train_split, test_split, label_key, names = load_splits(config.dataset, root, config.validation)
     net, _ = build_network(config, len(names), train_split.images.shape[1], train_split.images)
     net.to(device)
     optimizer = initialize_optimizer(net, config.optimizer, low, config.momentum, config.weight_decay)

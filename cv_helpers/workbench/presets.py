@@ -103,6 +103,13 @@ PRESETS: dict[str, TrainConfig] = {
     "q2-sample-plus": replace(Q2_FINETUNE_PLUS, batch_size=16),
 }
 
+# The runs that choose: each protocol the Q3 ladder and the Q1.4 improvements decide between, the same settings but
+# trained on the training split less the 5,000 validation images and measured on those (never on the test split).
+CHOOSING = ("q1.4-mlp", "ablation-mlp-recipe", "ablation-mlp-no-augmentation", "q1.4-mlp-plus", "q1.4-convnet-e15",
+            "q1.4-convnet-plus", "q3-e4", "q3-e4-low-res", "q3-e4-ls02", "q3-e4-whitened", "q3-e4-20px",
+            "q3-e4-batch64", "q3-e4-narrow")
+PRESETS.update({f"{name}-val": replace(PRESETS[name], validation=True) for name in CHOOSING})
+
 
 def get_preset(name: str) -> TrainConfig:
     """Returns a fresh copy of the named preset; unknown names list the valid ones."""

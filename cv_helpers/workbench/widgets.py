@@ -33,20 +33,24 @@ class LivePlot:
 
 
 def train_and_plot(model: str, optimizer: str, lr: float, batch_size: int, epochs: int, weight_decay: float,
-                   momentum: float, augmentation: str, run_name: str = "") -> History | None:
+                   momentum: float, augmentation: str, validation: bool = True,
+                   run_name: str = "") -> History | None:
     """Trains one configuration on CIFAR-100 with live curves; returns its History (None if refused).
 
-    With a `run_name` the run is saved under runs/ (and refused at once while another process trains that run).
+    With `validation` it trains on the training split less the validation images and measures on those (the split
+    to choose settings on), else on the whole training split, measured on the test split. With a `run_name` the
+    run is saved under runs/ (and refused at once while another process trains that run).
     """
     config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
-                         weight_decay=weight_decay, momentum=momentum, augmentation=augmentation)
+                         weight_decay=weight_decay, momentum=momentum, augmentation=augmentation,
+                         validation=validation)
     live = LivePlot(f"{model}, {optimizer}, lr={lr:g}, batch {batch_size}, {augmentation}")
     try:
         result = run_experiment(config, run_name.strip() or None, on_epoch_end=live)
     except WorkbookError as err:  # bad settings, divergence, a run being trained elsewhere: one line
         print(f"error: {err}")
         return None
-    print(f"test accuracy after {result.history.epochs} epochs: {result.test_acc:.2f} %")
+    print(f"{result.evaluated_on} accuracy after {result.history.epochs} epochs: {result.test_acc:.2f} %")
     return result.history
 
 
@@ -70,6 +74,8 @@ def make_training_ui() -> widgets.interactive:
         momentum=widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="momentum", style=style),
         augmentation=widgets.Dropdown(options=list(AUGMENTATIONS), value="q1.4", description="augmentation",
                                       style=style),
+        validation=widgets.Checkbox(value=True, description="measure on the validation split (not the test split)",
+                                    style=style),
         run_name=widgets.Text(value="", placeholder="empty: not saved", description="save as run", style=style),
     )
     for widget in panel.kwargs_widgets:

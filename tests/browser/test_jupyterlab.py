@@ -220,9 +220,9 @@ def test_the_training_panel_trains_with_the_settings_set_in_the_page_and_refuses
     with step(page, "run the panel cell"):
         run_first_cells(page, 3)
         expect(page.get_by_role("button", name="Train")).to_be_visible(timeout=120_000)
-        assert_widgets_rendered(page, 9)
+        assert_widgets_rendered(page, 10)
         # In smoke mode the cell presses Train once itself (the nbval tests' path); wait for that run to end.
-        expect(page.get_by_text(re.compile(r"test accuracy after 1 epochs: "))).to_be_visible(timeout=180_000)
+        expect(page.get_by_text(re.compile(r"validation accuracy after 1 epochs: "))).to_be_visible(timeout=180_000)
     with step(page, "set 2 epochs, the Adam optimizer and a run name"):
         _widget(page, "epochs").locator(".noUi-handle").focus()
         page.keyboard.press("ArrowRight")
@@ -233,13 +233,13 @@ def test_the_training_panel_trains_with_the_settings_set_in_the_page_and_refuses
         page.get_by_role("button", name="Train").click()
         panel = page.locator(".jp-Cell").nth(2)
         expect(panel.locator(".progress-bar").first).to_be_visible(timeout=60_000)
-        expect(panel.get_by_text(re.compile(r"test accuracy after 2 epochs: \d+\.\d\d %"))).to_be_visible(
+        expect(panel.get_by_text(re.compile(r"validation accuracy after 2 epochs: \d+\.\d\d %"))).to_be_visible(
             timeout=180_000)
         expect(panel.get_by_text(re.compile(r"^training:"))).to_be_visible()
         expect(panel.locator(".jp-OutputArea-output img").first).to_be_visible()        # the redrawn curves
     with step(page, "the settings chosen in the page are the run's settings"):
         saved = json.loads((runs_dir() / "smoke-panel-adam" / "config.json").read_text())
-        assert (saved["optimizer"], saved["epochs"]) == ("adam", 2), saved
+        assert (saved["optimizer"], saved["epochs"], saved["validation"]) == ("adam", 2, True), saved
     with step(page, "a run name outside the runs folder is refused with one line"):
         _widget(page, "save as run").locator("input").fill("../escape")
         page.get_by_role("button", name="Train").click()
