@@ -66,14 +66,14 @@ def write_stl10_binary(folder: Path, per_class_train: int = 40, per_class_test: 
     return Path(folder)
 
 
-def make_fixture_data(out: Path, datasets: tuple[str, ...] = ("cifar100", "stl10")) -> Path:
-    """Writes generated official archives of `datasets` under out/downloads and converts them to prepared arrays
-    in `out`."""
+def make_fixture_data(out: Path, datasets: tuple[str, ...] = ("cifar100", "stl10"), cifar_per_class: int = 5) -> Path:
+    """Writes generated official archives of `datasets` (`cifar_per_class` CIFAR-100 training images per class)
+    under out/downloads and converts them to prepared arrays in `out`."""
     downloads = Path(out) / "downloads"
     if "stl10" in datasets:
         write_stl10_binary(downloads)
         convert_stl10(downloads, Path(out), source="generated")
     if "cifar100" in datasets:
-        write_cifar100_python(downloads)
+        write_cifar100_python(downloads, per_class_train=cifar_per_class)
         convert_cifar100(downloads, Path(out))
     return Path(out)

@@ -2,6 +2,7 @@
 results tables are exactly what `report-tables` builds from the committed run files."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -220,6 +221,24 @@ def test_the_readme_results_are_the_committed_runs():
         _, _, mean, spread, seeds, _, run_minutes, *_ = measured[name]
         expected = f"{mean} {spread} % ({seeds} seeds)" if seeds > 1 else f"{mean} %"
         assert (ours.replace("*", ""), minutes) == (expected, run_minutes), name
+
+
+def test_every_accuracy_and_point_count_in_the_readme_comes_from_the_runs_or_the_report_tables():
+    from cv_helpers.workbench.results import REPORT_RESULTS, load_runs, summarise
+
+    runs = load_runs(ROOT / "runs")
+    known = {f"{number:g}" for number in REPORT_RESULTS.values()} | {f"{n:.2f}" for n in REPORT_RESULTS.values()}
+    for _, _, mean, spread, *_ in summarise(runs, ROOT / "runs"):
+        known |= {mean, spread.removeprefix("± ")}
+    sample = next(run for run in runs if run.protocol == "q2-sample-finetune")
+    known.add(f"{100 / sample.metrics['test_size']:.2f}")                      # one STL-10 sample test image
+    with open(ROOT / "report" / "tables" / "q2_strategies.csv", newline="") as table:
+        probe = next(row for row in csv.reader(table) if row[0].startswith("(a) linear probe"))
+    known.add(probe[2].split(" ± ")[0])
+    text = (ROOT / "README.md").read_text()
+    quoted = re.findall(r"(\d+(?:\.\d+)?)(?: ± (\d+\.\d+))? ?(?:%|points)", text)
+    typed = {number for pair in quoted for number in pair if number} - known
+    assert len(quoted) > 20 and not typed, f"numbers typed by hand in README.md: {sorted(typed)}"
 
 
 def test_the_pil_pipeline_run_lands_within_the_fast_paths_seed_spread():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from cv_helpers.workbench.tune import (SearchSpace, create_or_load_study, open_s
                                        run_study, suggest_config, trial_curves, write_study_report)
 from tests.fixtures import make_fixture_data
 
-BASE = TrainConfig(model="convnet", epochs=2)
+BASE = TrainConfig(model="convnet", epochs=2, validation=True)   # a study chooses: on validation
 
 
 @pytest.fixture()
@@ -37,7 +38,8 @@ def test_tiny_study_runs_three_trials_and_writes_the_table_and_plots(fixture_dat
     style_before = plt.rcParams["axes.facecolor"]
     table = write_study_report(study)
     assert plt.rcParams["axes.facecolor"] == style_before               # Optuna's ggplot style does not leak
-    assert table.count("\n") == 2 + 3 and "test accuracy (%)" in table
+    assert table.count("\n") == 2 + 3 + 2 and "validation accuracy (%)" in table
+    assert re.search(r"No importances: [0-3] complete trials, fewer than the 10 that make them stable", table)
     report = fixture_data / "report"
     assert (report / "tables" / "tune_tiny.csv").is_file()
     for figure in ("history", "epochs"):
@@ -60,6 +62,12 @@ def test_the_study_figures_mark_stopped_trials_and_rank_only_the_parameters_that
     _finished_trials(study)
     curves, stopped = trial_curves(study)
     assert curves == {0: [10.0, 15.0, 18.0], 1: [2.0, 3.0], 2: [5.0, 9.0, 12.0]} and stopped == {1}
+    assert parameter_importances(study) == {}                       # 2 complete trials: too few to rank anything
+    for number in range(8):                                         # 10 complete trials
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": 0.002 * (number + 1), "epochs": 3}, value=10.0 + number, intermediate_values={3: 1.0},
+            distributions={"lr": optuna.distributions.FloatDistribution(1e-4, 0.5, log=True),
+                           "epochs": optuna.distributions.CategoricalDistribution((3,))}))
     assert list(parameter_importances(study)) == ["lr"]              # epochs had one value: nothing to rank
     study.add_trial(optuna.trial.create_trial(                      # a parameter only some trials have
         params={"lr": 0.05, "epochs": 3, "momentum": 0.9}, value=14.0, intermediate_values={1: 14.0},
@@ -87,10 +95,13 @@ def test_a_study_with_enough_trials_is_reused_with_one_plain_line(tmp_path, caps
     assert (tmp_path / "journal.log").read_bytes() == before          # reusing a study writes nothing
 
 
-def test_a_trial_behind_the_median_is_pruned(fixture_data, monkeypatch):
-    monkeypatch.setenv("CV_HELPERS_SMOKE", "0")                     # 3 real epochs on the 500 generated images
+def test_a_trial_behind_the_median_is_pruned(tmp_path, monkeypatch):
+    make_fixture_data(tmp_path / "data", ("cifar100",), cifar_per_class=60)   # 1,000 left beside 5,000 held out
+    for name in ("DATA", "RUNS", "REPORT"):
+        monkeypatch.setenv(f"CV_HELPERS_{name}", str(tmp_path / name.lower()))
+    monkeypatch.setenv("CV_HELPERS_SMOKE", "0")                     # 3 real epochs
     study = create_or_load_study("pruning", seed=0)
-    for _ in range(2):   # two finished trials far ahead of anything 2 epochs on 500 images can reach
+    for _ in range(2):   # two finished trials far ahead of anything 2 epochs on 1,000 images can reach
         study.add_trial(optuna.trial.create_trial(
             params={"lr": 0.01}, distributions={"lr": optuna.distributions.FloatDistribution(1e-4, 0.5, log=True)},
             value=99.0, intermediate_values={1: 99.0, 2: 99.0, 3: 99.0}))
@@ -114,6 +125,11 @@ def test_mlp_trials_also_choose_a_hidden_size(tmp_path):
     study = create_or_load_study("mlp", str(tmp_path / "j.log"), seed=1)
     config = suggest_config(study.ask(), SearchSpace(models=("mlp",)), BASE)
     assert config.model_kwargs["hidden_size"] in (64, 512)
+
+
+def test_a_study_on_the_test_split_is_refused_before_training():
+    with pytest.raises(ConfigError, match="a study chooses settings, so it measures on the validation split"):
+        run_study("never", 1, TrainConfig(model="convnet"), SearchSpace(), storage="sqlite:///:memory:")
 
 
 @pytest.mark.parametrize("space, message", [

@@ -10,6 +10,7 @@ import inspect
 import signal
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -204,7 +205,8 @@ def _add_tune_parsers(commands: argparse._SubParsersAction) -> None:
 def _run_tune(args: argparse.Namespace) -> int:
     from .tune import SearchSpace, run_study
 
-    base = get_preset(args.preset) if args.preset else TrainConfig(model="convnet")
+    chosen = get_preset(args.preset) if args.preset else TrainConfig(model="convnet")
+    base = replace(chosen, validation=True)        # a study chooses settings: on the validation split
     space = SearchSpace(models=tuple(args.models or [base.model]), epochs=tuple(args.epochs))
     if args.trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {args.trials}")

@@ -105,11 +105,20 @@ PRESETS: dict[str, TrainConfig] = {
 
 # The runs that choose: each protocol the Q3 ladder and the Q1.4 improvements decide between, the same settings but
 # trained on the training split less the 5,000 validation images and measured on those (never on the test split).
-CHOOSING = ("q1.4-mlp", "ablation-mlp-recipe", "ablation-mlp-no-augmentation", "q1.4-mlp-plus", "q1.4-convnet-e15",
+# The Q1.4 recipes' own -val runs are the bases of the sweeps (sweep.py), which the ladder starts from.
+CHOOSING = ("q1.3-mlp", "q1.3-convnet", "ablation-mlp-recipe", "ablation-mlp-no-augmentation", "q1.4-mlp-plus",
             "q1.4-convnet-plus", "q3-e4", "q3-e4-low-res", "q3-e4-ls02", "q3-e4-whitened", "q3-e4-20px",
             "q3-e4-batch64", "q3-e4-narrow")
 PRESETS.update({f"{name}-val": replace(PRESETS[name], validation=True) for name in CHOOSING})
-
+# Q1.4's two added layers at a fixed recipe: each assignment net with its improved net's training settings, and
+# each improved net with the assignment net's (Q1.3: Adam 1e-3, batch 64, 10 epochs, the Q1.3 augmentation).
+PRESETS.update({
+    "q1.4-val-twolayer-figure5-recipe": replace(PRESETS["q1.4-mlp"], model="mlp", model_kwargs={"hidden_size": 64},
+                                                validation=True),
+    "q1.4-val-mlp4-q1.3-recipe": replace(PRESETS["q1.3-mlp-val"], model="mlp4", model_kwargs={"hidden_size": 128}),
+    "q1.4-val-lenet-figure6-recipe": replace(FIGURE6, model="convnet", epochs=15, validation=True),
+    "q1.4-val-convnet-bn-q1.3-recipe": replace(PRESETS["q1.3-convnet-val"], model="convnet-bn"),
+})
 
 def get_preset(name: str) -> TrainConfig:
     """Returns a fresh copy of the named preset; unknown names list the valid ones."""

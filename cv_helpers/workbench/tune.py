@@ -143,8 +143,11 @@ def create_or_load_study(study_name: str, storage: str | None = None, seed: int 
                                    pruner=make_pruner(pruner), load_if_exists=True)
 
 
+MIN_COMPLETE_FOR_IMPORTANCES = 10   # fewer complete trials give importances that change with every added trial
+
+
 def objective(trial: optuna.Trial, space: SearchSpace, base: TrainConfig) -> float:
-    """Trains one suggested configuration; reports test accuracy per epoch and is pruned when behind. Records
+    """Trains one suggested configuration; reports validation accuracy per epoch and is pruned when behind. Records
     the trial's status ('ok', 'diverged', 'at chance'; pruned trials are told by their state)."""
     config = suggest_config(trial, space, base)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -168,9 +171,13 @@ def run_study(study_name: str, trials: int, base: TrainConfig, space: SearchSpac
               storage: str | None = None, seed: int = 0, pruner: str = "median", total: bool = False
               ) -> optuna.Study:
     """Validates the space and the base config, then adds `trials` trials to the study (shared with any other
-    worker); with `total`, only as many as it takes to reach `trials` finished trials (a re-run adds nothing)."""
+    worker); with `total`, only as many as it takes to reach `trials` finished trials (a re-run adds nothing).
+    A study chooses settings, so its trials are measured on the validation split: a base without it is refused."""
     space.validate()
     base.validate()
+    if not base.validation:
+        raise ConfigError("a study chooses settings, so it measures on the validation split, never on the test "
+                          "split: give it a base with validation=True")
     study = create_or_load_study(study_name, storage, seed, pruner)
     finished = sum(t.state.is_finished() for t in study.trials)
     missing = trials - finished if total else trials
@@ -183,7 +190,7 @@ def run_study(study_name: str, trials: int, base: TrainConfig, space: SearchSpac
 
 def print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Prints one line per finished trial: its number, status and accuracy (an Optuna callback)."""
-    accuracy = f", test accuracy {trial.value:.2f} %" if trial.value is not None else ""
+    accuracy = f", validation accuracy {trial.value:.2f} %" if trial.value is not None else ""
     print(f"trial {trial.number}: {trial_status(trial)}{accuracy}", flush=True)
 
 
@@ -199,7 +206,7 @@ def trial_status(trial: optuna.trial.FrozenTrial) -> str:
 def trials_table(study: optuna.Study) -> tuple[list[str], list[list]]:
     """Returns (headers, rows): one row per trial with its status, accuracy, parameters and worker."""
     params = sorted({name for trial in study.trials for name in trial.params})
-    headers = ["trial", "status", "test accuracy (%)", "epochs run", *params, "worker"]
+    headers = ["trial", "status", "validation accuracy (%)", "epochs run", *params, "worker"]
     rows = []
     for trial in study.trials:
         accuracy = trial.value if trial.value is not None else (
@@ -210,7 +217,7 @@ def trials_table(study: optuna.Study) -> tuple[list[str], list[list]]:
 
 
 def trial_curves(study: optuna.Study) -> tuple[dict[int, list[float]], set[int]]:
-    """Returns (trial -> test accuracy per epoch, the trials stopped early: pruned or diverged) of the finished
+    """Returns (trial -> validation accuracy per epoch, the trials stopped early: pruned or diverged) of the finished
     trials that reported at least one epoch."""
     finished = [t for t in study.trials if t.state.is_finished() and t.intermediate_values]
     curves = {t.number: [t.intermediate_values[epoch] for epoch in sorted(t.intermediate_values)] for t in finished}
@@ -219,10 +226,10 @@ def trial_curves(study: optuna.Study) -> tuple[dict[int, list[float]], set[int]]
 
 def parameter_importances(study: optuna.Study) -> dict[str, float]:
     """Returns fANOVA importances (seeded) of the parameters every complete trial has (momentum exists for SGD
-    trials only) and that varied among them; empty when fewer than two complete trials differ in accuracy (there
-    is no variance to explain)."""
+    trials only) and that varied among them; empty with fewer than MIN_COMPLETE_FOR_IMPORTANCES complete trials
+    (too few to say which setting mattered) or when they do not differ in accuracy (no variance to explain)."""
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if len({t.value for t in complete}) < 2:
+    if len(complete) < MIN_COMPLETE_FOR_IMPORTANCES or len({t.value for t in complete}) < 2:
         return {}
     shared = set.intersection(*(set(t.params) for t in complete))
     varied = [name for name in sorted(shared) if len({str(t.params[name]) for t in complete}) > 1]
@@ -232,15 +239,19 @@ def parameter_importances(study: optuna.Study) -> dict[str, float]:
 
 def write_study_report(study: optuna.Study) -> str:
     """Writes report/tables/tune_<study>.{md,csv} and three figures to report/figures/: the trial history, the
-    accuracy per epoch of every trial, and the parameter importances (when complete trials differ). Returns
-    the table."""
+    accuracy per epoch of every trial, and the parameter importances (with MIN_COMPLETE_FOR_IMPORTANCES complete
+    trials that differ; else a line says why there are none). Returns the table and that line."""
     headers, rows = trials_table(study)
     name = study.study_name
     markdown = save_table(f"tune_{name}", headers, rows)
     curves, stopped = trial_curves(study)
-    save_figure(plot_trial_history(curves, stopped, f"{name}: test accuracy per trial"), f"tune_{name}_history")
-    save_figure(plot_trial_curves(curves, stopped, f"{name}: test accuracy per epoch"), f"tune_{name}_epochs")
+    save_figure(plot_trial_history(curves, stopped, f"{name}: validation accuracy per trial"),
+                f"tune_{name}_history")
+    save_figure(plot_trial_curves(curves, stopped, f"{name}: validation accuracy per epoch"), f"tune_{name}_epochs")
     importances = parameter_importances(study)
     if importances:
         save_figure(plot_importances(importances, len(curves) - len(stopped)), f"tune_{name}_importances")
-    return markdown
+        return markdown
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    return (f"{markdown}\nNo importances: {complete} complete trials, fewer than the "
+            f"{MIN_COMPLETE_FOR_IMPORTANCES} that make them stable, or no differences to explain.\n")
