@@ -31,6 +31,10 @@ def test_the_steepest_descent_and_the_minimum_split_the_rates_into_three_regions
     lrs = np.logspace(-4, 0, 9)
     curve = RangeTest(lrs, np.array([4.6, 4.6, 4.5, 4.0, 3.2, 3.0, 2.9, 3.5, 9.0]))
     assert curve.steepest == pytest.approx(lrs[3]) and curve.minimum == pytest.approx(lrs[6])
+    # A sharp fall over the first steps (the output layer adjusting, at any rate) is not the steepest descent.
+    first_steps = RangeTest(np.logspace(-4, 0, 20), np.r_[4.6, 3.6, 3.55, 3.5, 3.4, 3.0, 2.6, 2.5, 2.45, 2.4,
+                                                          np.linspace(2.39, 2.3, 8), 2.8, 5.0])
+    assert first_steps.steepest == pytest.approx(first_steps.lrs[5])
     assert [curve.region(lr).split(":")[0] for lr in (1e-4, lrs[5], 1.0)] == [
         "below the steepest descent", "between the steepest descent and the minimum", "beyond the minimum"]
 

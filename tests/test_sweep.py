@@ -68,3 +68,12 @@ def test_claims_are_confirmed_contradicted_or_inconclusive_from_the_verdicts():
     assert judged[0][1] == "optimizer=adam: 11.00 % (-3.00, worse); lr=0.5: diverged"
     assert [row[0] for row in sweep_table(rows)] == ["batch_size=64", "epochs=50", "base", "lr=0.1",
                                                      "optimizer=adam", "lr=0.5"]
+
+
+def test_a_claim_its_budget_cannot_test_shows_its_runs_and_gets_no_verdict():
+    rows = [_row("base", 14.0, "base"), _row("augmentation=none", 16.0, "better")]
+    claims = (Claim("augmentation beats none", ("augmentation=none",), untested_below=(15, "it regularises")),)
+    short, long = (judge_claims(rows, Sweep("s", TrainConfig(epochs=epochs, validation=True), (), claims))[0]
+                   for epochs in (3, 15))
+    assert short[1:] == ("augmentation=none: 16.00 % (+2.00, better)", "not tested: it regularises; no verdict")
+    assert long[2] == "contradicted at 15 epochs"

@@ -28,12 +28,14 @@ class RangeTest:
 
     @property
     def steepest(self) -> float:
-        """The rate where the smoothed loss falls fastest per decade of learning rate (before its minimum)."""
-        end = int(np.argmin(self.losses)) + 1
-        if end < 3:
-            return float(self.lrs[0])
-        slopes = np.gradient(self.losses[:end], np.log10(self.lrs[:end]))
-        return float(self.lrs[int(np.argmin(slopes))])
+        """The rate where the smoothed loss falls fastest per decade of learning rate, before its minimum and after
+        the first tenth of the steps (where the moving average and the output layer's first adjustment dominate:
+        there every network "falls fastest", at whatever rate the range starts)."""
+        start, end = len(self.losses) // 10, int(np.argmin(self.losses)) + 1
+        if end - start < 3:
+            return float(self.lrs[min(start, end - 1)])
+        slopes = np.gradient(self.losses[start:end], np.log10(self.lrs[start:end]))
+        return float(self.lrs[start + int(np.argmin(slopes))])
 
     @property
     def minimum(self) -> float:
@@ -41,13 +43,22 @@ class RangeTest:
         return float(self.lrs[int(np.argmin(self.losses))])
 
     def region(self, lr: float) -> str:
-        """Says where `lr` lies on this curve: below the steepest descent (slow), up to the minimum (fast), or
-        beyond it (unstable over a longer run)."""
+        """Says where `lr` lies on this curve, in the test's own terms (it sees only the first few hundred steps):
+        below the steepest descent, between it and the minimum, or beyond the minimum."""
         if lr < self.steepest:
-            return "below the steepest descent: learns, slowly"
+            return "below the steepest descent: the loss falls slowly in the first steps"
         if lr <= self.minimum:
-            return "between the steepest descent and the minimum: the fastest learning"
-        return "beyond the minimum: the loss stops falling or rises"
+            return "between the steepest descent and the minimum: the loss falls fast in the first steps"
+        return "beyond the minimum: the loss stops falling or rises within the first steps"
+
+
+def rates_against_sweep(test: RangeTest, rows: list[dict], base_lr: float, rates: list[float]) -> list[tuple]:
+    """Returns (rate, where it lies on the range test, validation accuracy after the sweep's budget, the sweep's
+    verdict) for each of `rates`: the range test's first steps beside the sweep's whole runs at those rates.
+    rows: from `sweep.run_sweep`; the base's rate is its 'base' row, another rate its 'lr=...' row."""
+    by_change = {row["change"]: row for row in rows}
+    return [(lr, test.region(lr), by_change["base" if lr == base_lr else f"lr={lr}"]["test_acc"],
+             by_change["base" if lr == base_lr else f"lr={lr}"]["verdict"]) for lr in rates]
 
 
 def lr_range_test(config: TrainConfig, low: float = 1e-5, high: float = 1.0, steps: int = 300,

@@ -110,13 +110,14 @@ CHOOSING = ("q1.3-mlp", "q1.3-convnet", "ablation-mlp-recipe", "ablation-mlp-no-
             "q1.4-convnet-plus", "q3-e4", "q3-e4-low-res", "q3-e4-ls02", "q3-e4-whitened", "q3-e4-20px",
             "q3-e4-batch64", "q3-e4-narrow")
 PRESETS.update({f"{name}-val": replace(PRESETS[name], validation=True) for name in CHOOSING})
-# Q1.4's two added layers at a fixed recipe: each assignment net with its improved net's training settings, and
-# each improved net with the assignment net's (Q1.3: Adam 1e-3, batch 64, 10 epochs, the Q1.3 augmentation).
+# Q1.4's two added layers at a fixed recipe: each assignment net with its improved net's training settings (the
+# Figure 6 recipe at its sweep's 3 epochs, beside the sweep's base), and each improved net with the assignment
+# net's (Q1.3: Adam 1e-3, batch 64, 10 epochs, the Q1.3 augmentation).
 PRESETS.update({
     "q1.4-val-twolayer-figure5-recipe": replace(PRESETS["q1.4-mlp"], model="mlp", model_kwargs={"hidden_size": 64},
                                                 validation=True),
     "q1.4-val-mlp4-q1.3-recipe": replace(PRESETS["q1.3-mlp-val"], model="mlp4", model_kwargs={"hidden_size": 128}),
-    "q1.4-val-lenet-figure6-recipe": replace(FIGURE6, model="convnet", epochs=15, validation=True),
+    "q1.4-val-lenet-figure6-recipe": replace(FIGURE6, model="convnet", epochs=3, validation=True),  # as its sweep
     "q1.4-val-convnet-bn-q1.3-recipe": replace(PRESETS["q1.3-convnet-val"], model="convnet-bn"),
 })
 
