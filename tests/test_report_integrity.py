@@ -241,6 +241,21 @@ def test_every_accuracy_and_point_count_in_the_readme_comes_from_the_runs_or_the
     assert len(quoted) > 20 and not typed, f"numbers typed by hand in README.md: {sorted(typed)}"
 
 
+def test_the_docs_and_the_notebooks_prose_type_no_measured_accuracy_time_or_rate_by_hand():
+    # Measurements live in the run files, the report's tables and the benchmarks' JSON; the docs point to them and
+    # the notebooks print them. What prose may state: the course report's own numbers, targets, limits, settings.
+    from cv_helpers.workbench.results import REPORT_RESULTS
+
+    allowed = {f"{number:.2f}" for number in REPORT_RESULTS.values()}
+    measured = re.compile(r"(\d+\.\d+) ?(?:%|points|min\b|minutes|s\b|x faster|x slower|GFLOP/s|img/s)")
+    prose = {path.name: path.read_text() for path in (ROOT / "docs").glob("*.md")}
+    prose |= {f"{path.name} cell {number}": text for path in (ROOT / "notebooks").glob("*.ipynb")
+              for number, (kind, text) in enumerate(_cells(path)) if kind == "markdown"}
+    typed = {f"{name}: {number}" for name, text in prose.items() for number in measured.findall(text)
+             if number not in allowed}
+    assert len(prose) > 50 and not typed, f"measured numbers typed by hand: {sorted(typed)}"
+
+
 def test_the_pil_pipeline_run_lands_within_the_fast_paths_seed_spread():
     # The committed q1.3-convnet-pil run trains the q1.3-convnet protocol through the course's per-image torchvision
     # pipeline; the fast path's three seeds of the same protocol give the spread a different loader may move within.
@@ -282,7 +297,7 @@ def test_the_tables_the_notebooks_build_from_run_files_alone_are_what_those_file
                                 (REPORT_SWEEPS[1], "q1_4_mlp_sweep", "q1_4_mlp_claims")):
         rows = run_sweep(sweep)
         tables[name] = (SWEEP_HEADERS, sweep_table(rows))
-        tables[claims] = (CLAIM_HEADERS, judge_claims(rows, sweep.claims))
+        tables[claims] = (CLAIM_HEADERS, judge_claims(rows, sweep))
     assert digest((runs,)) == before, "a committed run was trained again: its files are stale"
     for name, (headers, rows) in tables.items():
         assert markdown_table(headers, rows) == (ROOT / "report" / "tables" / f"{name}.md").read_text(), \

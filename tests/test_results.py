@@ -29,12 +29,20 @@ def test_protocol_rows_average_over_seeds_next_to_the_seed_report(tmp_path):
     for name, accuracy in [("q1.3-convnet", 22.0), ("q1.3-convnet-seed1", 23.0), ("q1.3-convnet-seed2", 24.0)]:
         _run(tmp_path, name, accuracy)
     _run(tmp_path, "smoke-q1.3-convnet", 5.0)
-    _run(tmp_path, "q1.4-sweep-convnet-base", 14.0)            # not a protocol: left out
+    _run(tmp_path, "q1.4-val-figure6-base", 14.0)            # not a protocol: left out
     rows = summarise(load_runs(tmp_path))
     assert len(rows) == 1
-    protocol, seed_number, mean, spread, seeds, epochs, minutes, device, data, status, command = rows[0]
+    protocol, seed_number, mean, spread, seeds, epochs, minutes, device, data, split, status, command = rows[0]
     assert (protocol, seed_number, mean, spread, seeds) == ("q1.3-convnet", "22.00", "23.00", "± 1.00", 3)
-    assert (epochs, minutes, data) == (10, "2.0", "CIFAR-100 (50,000 / 10,000 images)")
+    assert (epochs, minutes, data, split) == (10, "2.0", "CIFAR-100 (50,000 / 10,000 images)", "test")
+
+
+def test_a_run_that_chooses_says_it_is_measured_on_the_validation_split(tmp_path):
+    _run(tmp_path, "q1.3-convnet-val", 19.0, sizes=(45_000, 5_000))
+    metrics = json.loads((tmp_path / "q1.3-convnet-val" / "metrics.json").read_text())
+    (tmp_path / "q1.3-convnet-val" / "metrics.json").write_text(json.dumps({**metrics, "evaluated_on": "validation"}))
+    row = summarise(load_runs(tmp_path))[0]
+    assert (row[0], row[8], row[9]) == ("q1.3-convnet-val", "CIFAR-100 (45,000 / 5,000 images)", "validation")
 
 
 def test_runs_on_the_real_stl10_sample_say_so_with_their_image_counts(tmp_path):

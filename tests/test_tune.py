@@ -14,8 +14,9 @@ from matplotlib import pyplot as plt
 from cv_helpers.errors import ConfigError
 from cv_helpers.train import TrainConfig
 from cv_helpers.viz import plot_importances, plot_trial_history
-from cv_helpers.workbench.tune import (SearchSpace, create_or_load_study, open_storage, parameter_importances,
-                                       run_study, suggest_config, trial_curves, write_study_report)
+from cv_helpers.workbench.tune import (SearchSpace, create_or_load_study, describe_best_trials, open_storage,
+                                       parameter_importances, run_study, suggest_config, trial_curves,
+                                       write_study_report)
 from tests.fixtures import make_fixture_data
 
 BASE = TrainConfig(model="convnet", epochs=2, validation=True)   # a study chooses: on validation
@@ -186,3 +187,17 @@ def test_two_workers_share_one_postgresql_study(tmp_path):
     assert sorted(t.number for t in trials) == list(range(6))
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     assert all(t.state.is_finished() for t in trials)
+
+
+def test_the_best_trials_are_read_out_with_their_settings_and_what_they_share():
+    study = optuna.create_study(direction="maximize")
+    distributions = {"optimizer": optuna.distributions.CategoricalDistribution(("sgd", "adam")),
+                     "lr": optuna.distributions.FloatDistribution(1e-4, 0.5, log=True)}
+    for optimizer, lr, value in (("sgd", 0.05, 20.0), ("adam", 0.001, 18.0), ("sgd", 0.3, 3.0)):
+        study.add_trial(optuna.trial.create_trial(params={"optimizer": optimizer, "lr": lr}, value=value,
+                                                  distributions=distributions, intermediate_values={1: value}))
+    study.add_trial(optuna.trial.create_trial(params={"optimizer": "adam", "lr": 0.3}, distributions=distributions,
+                                              intermediate_values={1: 1.0}, state=optuna.trial.TrialState.PRUNED))
+    assert describe_best_trials(study, 2).splitlines() == [
+        "4 trials: 3 COMPLETE, 1 pruned", "  trial 0: 20.00 % (lr 0.05, optimizer sgd)",
+        "  trial 1: 18.00 % (lr 0.001, optimizer adam)", "optimizer among the 2 best: adam 1, sgd 1"]

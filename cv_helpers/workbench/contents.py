@@ -2,7 +2,7 @@
 
 The main job's plan reads the runs, `report.md` the section, its figures (with captions) and tables; a test checks
 the declaration against the notebook's cells. Runs are named as presets ("q1.4-mlp"), a preset for every seed of
-`experiment.SEEDS` ("q1.3-mlp@seeds"), a sweep's runs ("sweep:q1.4-sweep-mlp"), or Q2's fine-tuning runs for the
+`experiment.SEEDS` ("q1.3-mlp@seeds"), a sweep's runs ("sweep:q1.4-val-mlp"), or Q2's fine-tuning runs for the
 STL-10 that is prepared ("q2-strategies": each strategy and the 60-epoch pair, every seed).
 """
 from __future__ import annotations

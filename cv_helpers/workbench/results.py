@@ -68,7 +68,8 @@ def load_runs(folder: Path | None = None) -> list[RunRecord]:
 
 def summarise(records: list[RunRecord], folder: Path | None = None) -> list[list]:
     """Returns one row per protocol: the report's number (for its own protocol only), ours (mean, spread, seeds),
-    epochs, time, device, data, and the command that reproduces it."""
+    epochs, time, device, data, the split it is measured on (test, or validation for the runs that choose), and
+    the command that reproduces it."""
     folder, rows = folder or runs_dir(), []
     for protocol in [name for name in PRESETS if any(r.protocol == name for r in records)]:
         group = [r for r in records if r.protocol == protocol]
@@ -84,7 +85,8 @@ def summarise(records: list[RunRecord], folder: Path | None = None) -> list[list
                      group[0].metrics.get("device", ""), data_name(group[0].metrics.get("data_source", "cifar100"),
                                                                    group[0].metrics["train_size"],
                                                                    group[0].metrics["test_size"]),
-                     "retrain " + busy[0] if busy else "", f"`{group[0].command}`"])
+                     group[0].metrics.get("evaluated_on", "test"), "retrain " + busy[0] if busy else "",
+                     f"`{group[0].command}`"])
     return rows
 
 
@@ -205,7 +207,7 @@ WHAT_WORKED_HEADERS = ["change", "before (%)", "after (%)", "delta (points)", "m
                        "reproduce"]
 
 HEADERS = ["protocol", "course report (%)", "ours (%)", "spread", "seeds", "epochs", "minutes per run", "device",
-           "data", "status", "reproduce"]
+           "data", "measured on", "status", "reproduce"]
 
 
 # Time-to-accuracy targets: the course report's best CIFAR-100 result (56 %, 50 epochs) and the Q3 goal.

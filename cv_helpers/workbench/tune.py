@@ -237,6 +237,29 @@ def parameter_importances(study: optuna.Study) -> dict[str, float]:
         study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=varied))
 
 
+def describe_best_trials(study: optuna.Study, count: int = 5) -> str:
+    """Returns lines that read a study: how many trials completed, were pruned or diverged, the `count` best
+    complete ones with their settings, and how often each optimizer and augmentation appears among them."""
+    complete = sorted((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE),
+                      key=lambda t: -t.value)
+    statuses = [trial_status(t).split(" at ")[0] for t in study.trials]
+    lines = [f"{len(study.trials)} trials: " + ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))]
+    best = complete[:count]
+    for trial in best:
+        settings = ", ".join(f"{name} {_shown(value)}" for name, value in sorted(trial.params.items()))
+        lines.append(f"  trial {trial.number}: {trial.value:.2f} % ({settings})")
+    for name in ("optimizer", "augmentation"):
+        values = [str(t.params[name]) for t in best if name in t.params]
+        if values:
+            lines.append(f"{name} among the {len(best)} best: " +
+                         ", ".join(f"{value} {values.count(value)}" for value in sorted(set(values))))
+    return "\n".join(lines)
+
+
+def _shown(value: object) -> str:
+    return f"{value:.2g}" if isinstance(value, float) else str(value)
+
+
 def write_study_report(study: optuna.Study) -> str:
     """Writes report/tables/tune_<study>.{md,csv} and three figures to report/figures/: the trial history, the
     accuracy per epoch of every trial, and the parameter importances (with MIN_COMPLETE_FOR_IMPORTANCES complete
