@@ -19,6 +19,7 @@ from torch import nn
 
 from .config import model_device
 from .data import data_name, load_stl10, stl10_source
+from .errors import ConfigError
 from .fast_loader import FastLoader
 from .models import count_parameters, eval_mode, flattened_size, size_kwargs
 
@@ -83,7 +84,10 @@ def linear_probe(train_features: np.ndarray, train_labels: np.ndarray, test_feat
 
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     """Returns the leave-one-out k-NN accuracy (%) of standardised features (N, D): how often an image's k nearest
-    neighbours mostly share its class, the number behind a t-SNE picture."""
+    neighbours mostly share its class, the number behind a t-SNE picture. k must leave other images to vote:
+    1 <= k < N - 1, else a one-line ConfigError."""
+    if not 1 <= k < len(labels) - 1:
+        raise ConfigError(f"k-NN with k={k} on {len(labels)} images: choose 1 <= k < {len(labels) - 1}")
     scaled = StandardScaler().fit_transform(features)
     knn = KNeighborsClassifier(n_neighbors=k + 1).fit(scaled, labels)
     neighbours = knn.kneighbors(scaled, return_distance=False)[:, 1:]            # drop the image itself

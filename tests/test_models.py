@@ -220,3 +220,17 @@ def test_each_network_computes_what_its_functional_reference_computes(name):
     assert features.shape == (3, width) and logits.shape == (3, 100)
     found = {n: type(m) for n, m in net.named_modules() if "Pool" in type(m).__name__}
     assert found == pools
+
+
+def test_knn_accuracy_counts_the_neighbours_of_each_image_and_refuses_a_k_with_no_one_left_to_vote():
+    from cv_helpers.errors import ConfigError
+    from cv_helpers.finetune import knn_accuracy
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 10)
+    apart = rng.normal(0, 0.1, (30, 4)) + labels[:, None] * 5.0          # three tight, distant clusters
+    assert knn_accuracy(apart, labels, k=1) == knn_accuracy(apart, labels, k=15) == 100.0
+    mixed = rng.normal(0, 1.0, (30, 4))                                  # no structure: near chance
+    assert knn_accuracy(mixed, labels, k=5) < 70.0
+    with pytest.raises(ConfigError, match="k-NN with k=29 on 30 images: choose 1 <= k < 29"):
+        knn_accuracy(apart, labels, k=29)
