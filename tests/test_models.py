@@ -1,12 +1,13 @@
 """Architectures, parameter counts and the fine-tuning surgery."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.finetune import adapt_for_finetuning
+from cv_helpers.finetune import adapt_for_finetuning, knn_accuracy
 from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, Network, TwoLayerNet, build_model,
                                count_parameters, eval_mode, flattened_size, layer_table, model_name_of, size_kwargs)
 from cv_helpers.workbench.presets import PRESETS
@@ -223,9 +224,6 @@ def test_each_network_computes_what_its_functional_reference_computes(name):
 
 
 def test_knn_accuracy_counts_the_neighbours_of_each_image_and_refuses_a_k_with_no_one_left_to_vote():
-    from cv_helpers.errors import ConfigError
-    from cv_helpers.finetune import knn_accuracy
-
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 10)
     apart = rng.normal(0, 0.1, (30, 4)) + labels[:, None] * 5.0          # three tight, distant clusters
