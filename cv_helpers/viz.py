@@ -178,7 +178,7 @@ def plot_range_tests(tests: dict, colours: dict[str, str] | None = None,
 
 
 def plot_trial_history(curves: dict[int, list[float]], stopped: set[int], title: str) -> Figure:
-    """Returns each trial's test accuracy (%) against its number: complete trials as dots with the best so far,
+    """Returns each trial's validation accuracy (%) against its number: complete trials as dots with the best so far,
     stopped ones (pruned or diverged) as crosses at their last reported epoch. curves: trial -> accuracy per
     epoch."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -191,13 +191,13 @@ def plot_trial_history(curves: dict[int, list[float]], stopped: set[int], title:
                 label="best so far")
     if halted:
         ax.plot(*zip(*halted), "x", color="tab:red", label=f"pruned or diverged ({len(halted)}): last epoch")
-    _label_axes(ax, "trial", "test accuracy (%)", title)
+    _label_axes(ax, "trial", "validation accuracy (%)", title)
     fig.tight_layout()
     return fig
 
 
 def plot_trial_curves(curves: dict[int, list[float]], stopped: set[int], title: str) -> Figure:
-    """Returns test accuracy (%) per epoch of every trial; stopped trials (pruned or diverged) dashed with a cross
+    """Returns validation accuracy (%) per epoch of every trial; stopped trials (pruned or diverged) dashed with a cross
     where they were stopped. curves: trial -> accuracy per epoch."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for number, accuracies in sorted(curves.items()):
@@ -209,7 +209,7 @@ def plot_trial_curves(curves: dict[int, list[float]], stopped: set[int], title: 
             ax.plot(epochs, accuracies, "-", color="tab:blue", alpha=0.7, linewidth=1)
     ax.plot([], [], "-", color="tab:blue", label="complete")
     ax.plot([], [], "--x", color="tab:red", label="pruned or diverged")
-    _label_axes(ax, "epoch", "test accuracy (%)", title)
+    _label_axes(ax, "epoch", "validation accuracy (%)", title)
     fig.tight_layout()
     return fig
 
