@@ -126,8 +126,8 @@ def test_the_results_table_marks_a_run_in_progress_instead_of_waiting(tmp_path):
     with RunLock(tmp_path, "q1.3-mlp", 10) as lock:
         lock.update(3)
         row = summarise(load_runs(tmp_path), tmp_path)[0]
-    assert row[2] == "12.00" and row[9] == "retrain in progress (epoch 3 of 10)"
-    assert summarise(load_runs(tmp_path), tmp_path)[0][9] == ""
+    assert row[2] == "12.00" and row[10] == "retrain in progress (epoch 3 of 10)"
+    assert summarise(load_runs(tmp_path), tmp_path)[0][10] == ""
 
 
 def test_a_retrain_keeps_the_old_complete_numbers_until_it_completes(data_root):
