@@ -151,10 +151,10 @@ def hold_out(split: ArraySplit, label: str, size: int, seed: int = VALIDATION_SE
     """Returns (the rest of `split`, `size` held-out items): the same number of items from each class, drawn with
     `seed`, both in the split's order. The held-out part is the validation split that settings are chosen on."""
     labels = split.labels[label]
-    classes = np.unique(labels)
-    if size % len(classes) or size // len(classes) >= np.bincount(labels).min():
+    classes, smallest = np.unique(labels), np.bincount(labels).min()
+    if size % len(classes) or size // len(classes) >= smallest:
         raise DataError(f"cannot hold out {size} items in equal parts from {len(classes)} classes of "
-                        f"{np.bincount(labels).min()} or more items; choose a multiple of {len(classes)} that leaves "
+                        f"{smallest} or more items; choose a multiple of {len(classes)} that leaves "
                         "each class training items")
     rng = np.random.default_rng(seed)
     held = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:size // len(classes)] for c in classes])

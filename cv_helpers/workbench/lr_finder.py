@@ -16,6 +16,7 @@ from ..errors import ConfigError, TrainingDiverged
 from ..train import initialize_optimizer, train
 from ..train_config import TrainConfig
 from .experiment import build_network, load_splits, make_loaders
+from .sweep import Sweep
 
 
 @dataclass
@@ -52,13 +53,13 @@ class RangeTest:
         return "beyond the minimum: the loss stops falling or rises within the first steps"
 
 
-def rates_against_sweep(test: RangeTest, rows: list[dict], base_lr: float, rates: list[float]) -> list[tuple]:
+def rates_against_sweep(test: RangeTest, rows: list[dict], sweep: Sweep) -> list[tuple]:
     """Returns (rate, where it lies on the range test, validation accuracy after the sweep's budget, the sweep's
-    verdict) for each of `rates`: the range test's first steps beside the sweep's whole runs at those rates.
-    rows: from `sweep.run_sweep`; the base's rate is its 'base' row, another rate its 'lr=...' row."""
+    verdict) for each of `sweep.rates()`: the range test's first steps beside the sweep's whole runs at those rates.
+    rows: from `run_sweep(sweep)`; the base's rate is its 'base' row, another rate its 'lr=...' row."""
     by_change = {row["change"]: row for row in rows}
-    return [(lr, test.region(lr), by_change["base" if lr == base_lr else f"lr={lr}"]["test_acc"],
-             by_change["base" if lr == base_lr else f"lr={lr}"]["verdict"]) for lr in rates]
+    measured = [(lr, by_change["base" if lr == sweep.base.lr else f"lr={lr}"]) for lr in sweep.rates()]
+    return [(lr, test.region(lr), row["test_acc"], row["verdict"]) for lr, row in measured]
 
 
 def lr_range_test(config: TrainConfig, low: float = 1e-5, high: float = 1.0, steps: int = 300,
