@@ -86,6 +86,18 @@ def test_evaluate_run_measures_the_same_weights_with_and_without_flip_tta(data_r
         evaluate_run("never-trained", tta_flip=True)
 
 
+def test_evaluate_run_with_shifted_copies_measures_what_a_run_with_tta_translate_measures(data_root):
+    config = TrainConfig(model="convnet", epochs=1, batch_size=64, tta_flip=True, tta_translate=1)
+    result = run_experiment(config, "evaluated-shifted", progress=False)
+    shifted = evaluate_run("evaluated-shifted", tta_flip=True, tta_translate=1)
+    assert shifted["test_loss"] == pytest.approx(result.history.test_loss[-1], rel=1e-5)
+    assert shifted["test_loss"] != evaluate_run("evaluated-shifted", tta_flip=True)["test_loss"]
+    saved = json.loads((result.run_dir / "evaluation-tta-flip-shift1.json").read_text())
+    assert saved["tta_translate"] == 1 and saved["test_acc"] == shifted["test_acc"]
+    with pytest.raises(ConfigError, match="add --tta-flip"):
+        evaluate_run("evaluated-shifted", tta_flip=False, tta_translate=1)
+
+
 def test_improved_q2_recipe_fine_tunes_the_q3_net_on_the_stl10_sample(data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("CV_HELPERS_RUNS", str(tmp_path / "runs"))     # no q3-best from another test
     missing = get_preset("q2-sample-plus")

@@ -125,22 +125,26 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("evaluate", help="re-evaluate a finished run's checkpoint on the test split; "
-                                                  "writes runs/NAME/evaluation-{tta-flip,plain}.json")
+    parser = commands.add_parser("evaluate", help="re-evaluate a finished run's checkpoint on the split it was "
+                                                  "measured on; writes runs/NAME/evaluation-{tta-flip,plain}.json")
     parser.add_argument("run_name", help="run folder name under runs/")
     parser.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=False,
                         help="average each image's and its mirror image's class probabilities")
+    parser.add_argument("--tta-translate", type=int, default=0, choices=range(5), metavar="PIXELS",
+                        help="with --tta-flip: also average over copies shifted PIXELS diagonally either way (6 "
+                             "views); writes evaluation-tta-flip-shiftPIXELS.json")
     parser.add_argument("--device", type=_device, default=None, help="cpu or cuda (default: cuda when available)")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .experiment import evaluate_run
 
-    evaluation = evaluate_run(args.run_name, args.tta_flip, device=args.device)
+    evaluation = evaluate_run(args.run_name, args.tta_flip, device=args.device, tta_translate=args.tta_translate)
     how = "with" if args.tta_flip else "without"
+    shifted = f" and {args.tta_translate} px shifts" if args.tta_translate else ""
     split = evaluation.get("evaluated_on", "test")
-    print(f"{args.run_name}: {split} accuracy {evaluation['test_acc']:.2f} % {how} flip test-time augmentation "
-          f"(checkpoint of epoch {evaluation['checkpoint_epoch']})")
+    print(f"{args.run_name}: {split} accuracy {evaluation['test_acc']:.2f} % {how} flip{shifted} test-time "
+          f"augmentation (checkpoint of epoch {evaluation['checkpoint_epoch']})")
     return 0
 
 

@@ -184,25 +184,30 @@ def load_trained_model(run_name: str) -> tuple[nn.Module, dict]:
     return model_from_checkpoint(resolve_checkpoint(run_name), hint=checkpoint_hint(run_name))
 
 
-def evaluation_file(run_dir: Path, tta_flip: bool) -> Path:
-    """Returns where `evaluate_run` writes a run's re-evaluation: evaluation-tta-flip.json or evaluation-plain.json."""
-    return run_dir / ("evaluation-tta-flip.json" if tta_flip else "evaluation-plain.json")
+def evaluation_file(run_dir: Path, tta_flip: bool, tta_translate: int = 0) -> Path:
+    """Returns where `evaluate_run` writes a run's re-evaluation: evaluation-plain.json, evaluation-tta-flip.json or
+    (with shifted copies too) evaluation-tta-flip-shift{tta_translate}.json."""
+    views = "tta-flip" if tta_flip else "plain"
+    return run_dir / f"evaluation-{views}{f'-shift{tta_translate}' if tta_translate else ''}.json"
 
 
 def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | None = None,
-                 root: Path | str | None = None) -> dict:
-    """Re-evaluates a finished run's checkpoint on its test split, with or without flip test-time augmentation;
-    writes and returns {test_acc, test_loss, per_class_acc, tta_flip, checkpoint_epoch, ...} (see `evaluation_file`).
+                 root: Path | str | None = None, tta_translate: int = 0) -> dict:
+    """Re-evaluates a finished run's checkpoint on its test split, with or without flip test-time augmentation
+    (and with `tta_translate` = t, over copies shifted t pixels diagonally too: 6 views); writes and returns
+    {test_acc, test_loss, per_class_acc, tta_flip, tta_translate, checkpoint_epoch, ...} (see `evaluation_file`).
 
     The same weights measured both ways give the accuracy change that the augmentation alone brings. Without the
     checkpoint, the evaluation saved beside the finished run's last epoch is returned (a retrain replaces the whole
     run folder, so a saved evaluation always belongs to the run's weights). A run that is being trained is refused
     at once (RunBusy), never waited for.
     """
+    if tta_translate and not tta_flip:
+        raise ConfigError("shifted copies (--tta-translate) are averaged with the mirror images: add --tta-flip")
     run_dir = run_folder(run_name)
     with RunLock(run_dir.parent, run_dir.name, action="evaluated"):
         checkpoint = run_dir / "checkpoint.pt"
-        saved = read_json(evaluation_file(run_dir, tta_flip))
+        saved = read_json(evaluation_file(run_dir, tta_flip, tta_translate))
         if not checkpoint.is_file() and is_complete(run_dir) and \
                 saved.get("checkpoint_epoch") == read_json(run_dir / "config.json")["epochs"]:
             return saved
@@ -211,15 +216,17 @@ def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | Non
         config = TrainConfig.from_dict(state["config"])
         device = resolve_device(device)
         _, test, label_key, class_names = load_splits(config.dataset, root, config.validation)
-        predicted, true, test_loss = predict(model.to(device), make_test_loader(test, label_key, device), tta_flip)
+        predicted, true, test_loss = predict(model.to(device), make_test_loader(test, label_key, device), tta_flip,
+                                             tta_translate)
         evaluation = {
             "test_acc": 100.0 * float((predicted == true).mean()), "test_loss": test_loss, "tta_flip": tta_flip,
+            "tta_translate": tta_translate,
             "per_class_acc": dict(zip(class_names, per_class_accuracy(predicted, true, len(class_names)).tolist())),
             "checkpoint_epoch": state["epoch"], "device": describe_device(device), "git_revision": git_revision(),
             "test_size": len(test), "data_source": data_source(config.dataset, root),
             "evaluated_on": evaluated_on(config),
         }
-        write_json(evaluation_file(checkpoint.parent, tta_flip), evaluation)
+        write_json(evaluation_file(checkpoint.parent, tta_flip, tta_translate), evaluation)
     return evaluation
 
 
