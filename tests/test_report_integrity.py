@@ -21,7 +21,7 @@ from cv_helpers.train import TrainConfig
 from cv_helpers.workbench.experiment import preset_of
 from cv_helpers.workbench.presets import PRESETS
 from cv_helpers.workbench.report import build_report
-from cv_helpers.workbench.results import WHAT_WORKED, write_results_table
+from cv_helpers.workbench.results import ON_TEST, WHAT_WORKED, on_test, what_worked, write_results_table
 from cv_helpers.workbench.sweep import REPORT_SWEEPS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,9 +47,27 @@ def _committed_runs() -> list[Path]:
 
 
 def test_every_ladder_rung_names_runs_of_presets():
-    for step in WHAT_WORKED:
+    for step in WHAT_WORKED + ON_TEST:
         for reference in (step.before, step.after):
             assert reference.partition(":")[0] in PRESETS, reference
+
+
+def test_every_ladder_decision_agrees_with_what_its_committed_runs_read():
+    rows = what_worked(ROOT / "runs")
+    assert len(rows) == len(WHAT_WORKED), "every rung of the ladder has its runs and its seed spread committed"
+    for change, *_, read, decision, why, _, _ in rows:
+        if read == "gain beyond the seed spread":
+            assert decision.startswith("kept"), change
+        elif read == "loss beyond the seed spread":
+            assert decision.startswith("dropped") or "for time" in decision, change
+        else:                                                 # no effect shown: kept only for a stated reason
+            assert decision.startswith("dropped") or ":" in decision, change
+
+
+def test_the_test_split_table_chooses_nothing_and_its_runs_are_committed():
+    assert len(on_test(ROOT / "runs")) == len(ON_TEST)
+    for step in ON_TEST:
+        assert not step.before.endswith("-val") and not step.after.endswith("-val") and not step.spread
 
 
 def test_every_committed_run_was_trained_with_exactly_its_presets_settings():
@@ -71,7 +89,7 @@ def test_results_tables_and_report_are_what_report_tables_builds_from_the_commit
     write_results_table(ROOT / "runs")
     build_report(report)
     for name in ("tables/results.md", "tables/results.csv", "tables/what_worked.md", "tables/what_worked.csv",
-                 "report.md"):
+                 "tables/what_worked_on_test.md", "tables/what_worked_on_test.csv", "report.md"):
         assert (report / name).read_text() == (ROOT / "report" / name).read_text(), \
             f"report/{name} is stale: run `python -m cv_helpers.workbench report-tables`"
 
@@ -197,7 +215,8 @@ def test_each_notebook_declares_exactly_the_figures_and_tables_it_saves(notebook
     declared = {c.stem: {*c.figures, *c.tables} for c in notebook_contents()}[notebook.removesuffix(".ipynb")]
     source = "".join(cell for _, cell in _cells(ROOT / "notebooks" / notebook))
     saved = set(re.findall(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"', source))
-    written_by_the_study_or_ladder = {name for name in declared if name.startswith("tune_")} | {"what_worked"}
+    written_by_the_study_or_ladder = {name for name in declared if name.startswith("tune_")} | {"what_worked",
+                                                                                           "what_worked_on_test"}
     assert saved == declared - written_by_the_study_or_ladder
 
 

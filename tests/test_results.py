@@ -10,7 +10,8 @@ from matplotlib import pyplot as plt
 from cv_helpers.errors import WorkbookError
 from cv_helpers.viz import save_figure
 from cv_helpers.workbench.report import build_report, report_sections
-from cv_helpers.workbench.results import (TIME_TO_ACCURACY_HEADERS, WHAT_WORKED, load_runs, measured_accuracy,
+from cv_helpers.workbench.results import (MIN_SPREAD, ON_TEST, TIME_TO_ACCURACY_HEADERS, WHAT_WORKED, load_runs,
+                                          measured_accuracy, reading, reproduce_command, seed_spread,
                                           summarise, time_to_accuracy, what_worked, write_results_table)
 
 
@@ -63,17 +64,35 @@ def test_unfinished_runs_are_not_results(tmp_path):
     assert load_runs(tmp_path) == []
 
 
-def test_what_worked_rows_pair_two_measurements_and_skip_unmeasured_changes(tmp_path):
+def test_a_ladder_rung_reads_its_validation_difference_against_its_segments_seed_spread(tmp_path):
     first = WHAT_WORKED[0]
+    for suffix, accuracy in [("", 22.0), ("-seed1", 22.5), ("-seed2", 23.0)]:
+        _run(tmp_path, first.spread + suffix, accuracy)                # stdev 0.5: spread 1.00
     _run(tmp_path, first.before, 22.35, seconds=90.0)
     _run(tmp_path, first.after, 25.10, seconds=123.0)
     rows = what_worked(tmp_path)
-    assert len(rows) == 1                                     # the other changes have no runs here
-    change, before, after, delta, minutes, why, commands = rows[0]
-    assert (change, before, after, delta, minutes) == (first.change, "22.35", "25.10", "+2.75", "1.5 -> 2.0")
-    assert why == first.why
+    assert len(rows) == 1                                     # the other rungs have no runs here
+    change, before, after, delta, spread, read, decision, why, minutes, commands = rows[0]
+    assert (change, before, after, delta, spread) == (first.change, "22.35", "25.10", "+2.75", "1.00")
+    assert (read, decision, why, minutes) == ("gain beyond the seed spread", first.decision, first.why, "1.5 -> 2.0")
     assert commands == (f"`python -m cv_helpers.workbench train --preset {first.before}` and "
                         f"`python -m cv_helpers.workbench train --preset {first.after}`")
+    (tmp_path / first.after / "metrics.json").write_text(
+        (tmp_path / first.after / "metrics.json").read_text().replace("25.1", "22.9"))
+    _, _, _, delta, _, read, _, why, _, _ = what_worked(tmp_path)[0]
+    assert (delta, read, why) == ("+0.55", "within the seed spread: no effect shown", "")   # no mechanism
+    (tmp_path / f"{first.spread}-seed2").joinpath("metrics.json").unlink()
+    assert what_worked(tmp_path) == []                        # no spread, no reading
+
+
+def test_the_seed_spread_is_twice_the_standard_deviation_of_three_seeds_and_at_least_half_a_point(tmp_path):
+    for suffix, accuracy in [("", 40.0), ("-seed1", 41.0), ("-seed2", 42.0)]:
+        _run(tmp_path, "wide" + suffix, accuracy)
+        _run(tmp_path, "narrow" + suffix, 40.0 + accuracy / 1000)
+    assert seed_spread("wide", tmp_path) == pytest.approx(2.0)
+    assert seed_spread("narrow", tmp_path) == MIN_SPREAD
+    assert seed_spread("absent", tmp_path) is None
+    assert reading(-0.49, 0.5).startswith("within") and reading(-0.5, 0.5) == "loss beyond the seed spread"
 
 
 def test_measured_accuracy_reads_a_run_or_its_re_evaluation(tmp_path):
@@ -85,11 +104,17 @@ def test_measured_accuracy_reads_a_run_or_its_re_evaluation(tmp_path):
     assert measured_accuracy("other-run", tmp_path) is None
 
 
+def test_a_shifted_view_measurement_is_remade_by_its_evaluate_command():
+    assert reproduce_command("q3-e4-narrow-val:tta-flip-shift1") == (
+        "python -m cv_helpers.workbench train --preset q3-e4-narrow-val; "
+        "python -m cv_helpers.workbench evaluate q3-e4-narrow-val --tta-flip --tta-translate 1")
+
+
 def test_every_change_names_runs_of_the_registry():
-    for step in WHAT_WORKED:
+    for step in WHAT_WORKED + ON_TEST:
         for reference in (step.before, step.after):
             run_name, _, evaluation = reference.partition(":")
-            assert evaluation in ("", "plain", "tta-flip") and run_name
+            assert evaluation in ("", "plain", "tta-flip", "tta-flip-shift1") and run_name
 
 
 def test_results_table_is_written_as_markdown_and_csv(tmp_path, monkeypatch):

@@ -97,7 +97,7 @@ PRESETS: dict[str, TrainConfig] = {
 # training split less the 5,000 validation images and measured on those (never on the test split). A published
 # recipe chosen this way is then retrained on all 50,000 training images for its test number (its preset without
 # -val). The Q1.4 recipes' own -val runs are the bases of the sweeps (sweep.py), which the ladder starts from.
-CHOOSING = ("q1.3-mlp", "q1.3-convnet", "q1.4-mlp-plus", "q1.4-convnet-e15", "q1.4-convnet-plus", "q3-e4")
+CHOOSING = ("q1.3-mlp", "q1.3-convnet", "q1.4-mlp", "q1.4-mlp-plus", "q1.4-convnet-e15", "q1.4-convnet-plus", "q3-e4")
 PRESETS.update({f"{name}-val": replace(PRESETS[name], validation=True) for name in CHOOSING})
 PRESETS.update({name: replace(config, validation=True) for name, config in {
     # The improved MLP recipe's ablations, one change each: the report's augmentation (flip, crop, colour jitter),
