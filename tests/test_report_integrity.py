@@ -89,9 +89,12 @@ def test_results_tables_and_report_are_what_report_tables_builds_from_the_commit
     write_results_table(ROOT / "runs")
     build_report(report)
     for name in ("tables/results.md", "tables/results.csv", "tables/what_worked.md", "tables/what_worked.csv",
-                 "tables/what_worked_on_test.md", "tables/what_worked_on_test.csv", "report.md"):
+                 "tables/what_worked_on_test.md", "tables/what_worked_on_test.csv", "tables/results_on_test.md",
+                 "tables/results_on_test.csv", "report.md", "report.typ"):
         assert (report / name).read_text() == (ROOT / "report" / name).read_text(), \
             f"report/{name} is stale: run `python -m cv_helpers.workbench report-tables`"
+    assert (report / "report.pdf").read_bytes() == (ROOT / "report" / "report.pdf").read_bytes(), \
+        "report/report.pdf is stale: run `python -m cv_helpers.workbench report-tables`"
 
 
 def _finished(runs: Path, name: str, seconds: float = 1.0, **metrics) -> Path:

@@ -5,11 +5,7 @@ import json
 
 import pytest
 import torch
-from matplotlib import pyplot as plt
 
-from cv_helpers.errors import WorkbookError
-from cv_helpers.viz import save_figure
-from cv_helpers.workbench.report import build_report, report_sections
 from cv_helpers.workbench.results import (MIN_SPREAD, ON_TEST, TIME_TO_ACCURACY_HEADERS, WHAT_WORKED, load_runs,
                                           measured_accuracy, reading, reproduce_command, seed_spread,
                                           summarise, time_to_accuracy, what_worked, write_results_table)
@@ -123,30 +119,6 @@ def test_results_table_is_written_as_markdown_and_csv(tmp_path, monkeypatch):
     markdown = write_results_table(tmp_path / "runs")
     assert "| q1.4-mlp | 22.00 | 25.50 |" in markdown
     assert (tmp_path / "report" / "tables" / "results.csv").read_text().startswith("protocol,course report (%)")
-
-
-def test_report_refuses_smoke_figures(tmp_path, monkeypatch):
-    fig, _ = plt.subplots()
-    for _, _, figures, _ in report_sections():
-        for name, _ in figures:
-            save_figure(fig, name, tmp_path / "figures")        # conftest runs the tests in smoke mode
-    with pytest.raises(WorkbookError, match="comes from a smoke run; run `make report`"):
-        build_report(tmp_path)
-
-
-def test_report_numbers_figures_and_includes_tables(tmp_path, monkeypatch):
-    monkeypatch.setenv("CV_HELPERS_SMOKE", "0")
-    fig, _ = plt.subplots()
-    for _, _, figures, tables in report_sections():
-        for name, _ in figures:
-            save_figure(fig, name, tmp_path / "figures")
-        for table in tables:
-            (tmp_path / "tables").mkdir(exist_ok=True)
-            (tmp_path / "tables" / f"{table}.md").write_text(f"| {table} |\n")
-    text = build_report(tmp_path).read_text()
-    assert "*Figure 1: Training examples of classes 0-4" in text
-    assert text.count("![Figure") == sum(len(f) for _, _, f, _ in report_sections())
-    assert "| results |" in text
 
 
 def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, monkeypatch, full_mode):

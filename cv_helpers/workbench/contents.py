@@ -30,7 +30,7 @@ class NotebookContents:
     runs: tuple[str, ...]        # as declared (see the module's docstring)
     weights: tuple[str, ...]     # runs whose trained weights the notebook uses (not only their files)
     figures: dict[str, str]      # figure name -> caption
-    tables: tuple[str, ...]
+    tables: dict[str, str]       # table name -> title
 
     def run_names(self) -> list[str]:
         """Returns the run names the notebook trains or reuses, in order."""
@@ -45,7 +45,7 @@ def notebook_contents(folder: Path = NOTEBOOK_DIR) -> list[NotebookContents]:
         if declared is not None:
             contents.append(NotebookContents(path.stem, declared["section"], declared["summary"],
                                              tuple(declared.get("runs", ())), tuple(declared.get("weights", ())),
-                                             dict(declared.get("figures", {})), tuple(declared.get("tables", ()))))
+                                             dict(declared.get("figures", {})), dict(declared.get("tables", {}))))
     return contents
 
 
