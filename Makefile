@@ -6,7 +6,7 @@ export CV_HELPERS_DATA ?= $(CURDIR)/data
 SHARED_DATA := $(CURDIR)/../shared/data/unpack.py
 STL10_SAMPLE := $(CURDIR)/../shared/data/stl10_sample
 
-.PHONY: install data report test smoke-report benchmark lab student check
+.PHONY: install data report test smoke-report benchmark lab student check submission
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ test: data
 STUDENT ?= student-edition
 student: install
 	$(PY) -m cv_helpers.workbench edition student "$(STUDENT)"
+
+# The course's hand-in zip (ID1_ID2_ID3_part2.zip) from report/ and the group's group.csv
+# (name,student_id,research,programming,writing; one member a line).
+submission: install
+	$(PY) -m cv_helpers.workbench submission --group group.csv
 
 # The self-check: each task's points from the checks in checks/ (in the student edition: the student's code).
 check: data

@@ -244,7 +244,7 @@ INTERRUPTED = {
     "prepare-data": "the files written so far are complete; rerun the same command to convert the rest",
     "run-notebooks": "finished runs and notebooks are kept and reused; rerun the same command to continue",
     "tune": "finished trials are kept in the study; rerun the same command to add more",
-    "tune-report": "rerun the command", "report-tables": "rerun the command",
+    "tune-report": "rerun the command", "report-tables": "rerun the command", "submission": "rerun the command",
     "edition": "delete the half-written folder and rerun the command", "check": "rerun the command",
     "grade": "delete the --out folder and rerun the command",
 }
@@ -264,7 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_notebooks_parser(commands)
     _add_tune_parsers(commands)
     commands.add_parser("report-tables", help="build report/tables/results.{md,csv} from the run folders, then "
-                                              "report/report.md (refuses smoke-mode figures)")
+                                              "report/report.pdf and report.md (refuses smoke-mode figures)")
+    submission = commands.add_parser("submission", help="write the course's hand-in zip (ID1_ID2_ID3_part2.zip): the "
+                                                        "notebooks, cv_helpers/, the environment, report.pdf with "
+                                                        "the group's contribution table")
+    submission.add_argument("--group", type=Path, default=Path("group.csv"),
+                            help="the group's CSV: name,student_id,research,programming,writing (default: group.csv)")
+    submission.add_argument("--out", type=Path, default=Path("."), help="folder for the zip (default: .)")
     edition = commands.add_parser("edition", help="write the student edition (every solution region a stub), or "
                                                   "print the grading map")
     edition.add_argument("kind", choices=["student", "map"], help="student: write the edition to OUT; map: print the "
@@ -291,6 +297,13 @@ def _run_grade(args: argparse.Namespace) -> int:
         print(f"grades of every submission: {grade_many(args.submission, args.out, args.hidden, notebooks=notebooks)}")
     else:
         print(grades_table(grade_submission(args.submission, args.out, args.hidden, notebooks=notebooks)))
+    return 0
+
+
+def _run_submission(args: argparse.Namespace) -> int:
+    from .submission import build_submission
+
+    print(f"written {build_submission(args.group, args.out)}")
     return 0
 
 
@@ -324,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": _run_train, "evaluate": _run_evaluate, "prepare-data": _run_prepare,
                 "run-notebooks": _run_notebooks, "tune": _run_tune, "tune-report": _run_tune_report,
                 "report-tables": _run_report_tables, "edition": _run_edition,
-                "check": _run_check, "grade": _run_grade}
+                "check": _run_check, "grade": _run_grade, "submission": _run_submission}
     try:
         return handlers[args.command](args)
     except WorkbookError as err:

@@ -20,6 +20,7 @@ from PIL import Image
 from ..config import REPO_ROOT, is_smoke, report_dir
 from ..errors import WorkbookError
 from ..files import write_bytes, write_text
+from ..tables import save_table
 from .contents import NOTEBOOK_DIR, notebook_contents
 from .typst_markup import escape, inline_to_typst, markdown_to_typst, string, table_markup
 
@@ -29,6 +30,8 @@ TITLE = "CV1 final project, part 2: CIFAR-100 and STL-10"
 RESULTS = ("results_on_test", "Results: the 2023 reference report's test accuracies beside ours, each by the preset "
                               "that reproduces it")
 ALL_RUNS = ("results", "Every protocol's runs, on the test split and (the runs that choose) the validation split")
+CONTRIBUTIONS = ("contributions", "Each group member's contribution to the research, the programming and the writing")
+CONTRIBUTION_HEADERS = ["name", "student ID", "research (%)", "programming (%)", "writing (%)"]
 PDF_LEFT_OUT = ("reproduce", "status", "device")    # table columns for the web view only (commands, processors)
 TEXT_WIDTH_CM, MAX_FIGURE_HEIGHT_CM = 16.0, 6.0
 _SAVED = re.compile(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"')
@@ -111,13 +114,17 @@ def _table(folder: Path, name: str) -> tuple[str, list[str], list[list[str]]]:
     return note, header, rows
 
 
-def build_report(folder: Path | None = None) -> Path:
+def build_report(folder: Path | None = None, contributions: list[list] | None = None) -> Path:
     """Writes report.md and report.pdf (Typst) into `folder` (default: report/) from the notebooks' tagged cells
-    and the saved figures and tables; returns the PDF's path. Refuses a smoke-mode build into report/."""
+    and the saved figures and tables, with the group's contribution table (rows of CONTRIBUTION_HEADERS) at the end
+    of the body if given; returns the PDF's path. Refuses a smoke-mode build into report/."""
     folder = folder or report_dir()
     if is_smoke() and folder.resolve() == (REPO_ROOT / "report").resolve():
         raise WorkbookError("a smoke-mode report never goes to report/; unset CV_HELPERS_SMOKE or pick another folder")
     body, appendix = report_blocks(executed=folder / "notebooks")
+    if contributions is not None:
+        save_table(CONTRIBUTIONS[0], CONTRIBUTION_HEADERS, contributions, folder / "tables")
+        body.append(Block("table", *CONTRIBUTIONS))
     markdown, typst = _markdown(folder, body, appendix), _typst(folder, body, appendix)
     write_text(folder / "report.md", markdown)
     write_text(folder / "report.typ", typst)
