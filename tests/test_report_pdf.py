@@ -14,7 +14,7 @@ from cv_helpers.errors import WorkbookError
 from cv_helpers.tables import save_table
 from cv_helpers.viz import save_figure
 from cv_helpers.workbench import report
-from cv_helpers.workbench.report import ALL_RUNS, RESULTS, build_report, report_blocks
+from cv_helpers.workbench.report import ALL_RUNS, BODY_PAGES, RESULTS, build_report, report_blocks, report_pages
 from cv_helpers.workbench.typst_markup import escape, inline_to_typst, markdown_to_typst
 
 QUESTIONS = ("Q1.1", "Q1.2", "Q1.3", "Q1.4", "Q2.1", "Q2.2", "Q3")
@@ -30,10 +30,6 @@ def test_markdown_becomes_typst_with_every_special_character_shown_literally():
 
 def _pages(pdf) -> list[str]:
     return [page.extract_text() for page in pypdf.PdfReader(pdf).pages]
-
-
-def _body_pages(pages: list[str]) -> int:
-    return next(i for i, text in enumerate(pages) if "Appendix" in text.splitlines()[:3])
 
 
 def _exports(folder, figure_mode_name="smoke"):
@@ -62,7 +58,7 @@ def test_a_smoke_report_numbers_every_figure_and_table_in_order_and_says_it_show
     assert [int(n) for n in re.findall(r"^Figure\s(\d+):", text, re.M)] == list(range(1, figures + 1))
     assert [int(n) for n in re.findall(r"^Table\s(\d+):", text, re.M)] == list(range(1, tables + 1))
     assert all("SMOKE BUILD" in page for page in pages)
-    body_text = "\n".join(pages[:_body_pages(pages)])
+    body_text = "\n".join(pages[:report_pages(pdf)[1]])
     for question in QUESTIONS:
         assert re.search(rf"^{re.escape(question)} ", body_text, re.M), question
     assert "Table 1: Results" in pages[0]
@@ -113,9 +109,10 @@ def test_every_declared_export_is_in_the_body_or_the_appendix_once():
 
 
 def test_the_committed_report_has_at_most_ten_pages_of_body_every_question_and_no_smoke():
-    pages = _pages(REPO_ROOT / "report" / "report.pdf")
-    assert _body_pages(pages) <= 10, "the body is longer than the course's 10 pages: move exports to the appendix"
-    body_text = "\n".join(pages[:_body_pages(pages)])
+    pdf = REPO_ROOT / "report" / "report.pdf"
+    pages, body = _pages(pdf), report_pages(pdf)[1]
+    assert body <= BODY_PAGES, "the body is longer than the course's 10 pages: move exports to the appendix"
+    body_text = "\n".join(pages[:body])
     for question in QUESTIONS:
         assert re.search(rf"^{re.escape(question)} ", body_text, re.M), question
     assert "smoke" not in "\n".join(pages).lower()

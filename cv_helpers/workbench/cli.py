@@ -183,7 +183,7 @@ def _run_notebooks(args: argparse.Namespace) -> int:
 
     print(training_plan([path.stem for path in notebook_paths(args.names)]), flush=True)
     times = []
-    for name, seconds in run_notebooks(args.names):
+    for name, seconds in run_notebooks(args.names, progress=lambda line: print(line, flush=True)):
         print(f"{name}: {seconds / 60:.1f} min", flush=True)
         times.append((name, seconds))
     print(record_times(times, describe_device(default_device())))
@@ -229,11 +229,14 @@ def _run_tune_report(args: argparse.Namespace) -> int:
 
 
 def _run_report_tables(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from .report import BODY_PAGES, build_report, report_pages
     from .results import write_results_table
 
     print(write_results_table())
-    print(f"written {build_report()}")
+    pdf = build_report()
+    pages, body = report_pages(pdf)
+    over = f": over the course's {BODY_PAGES}, move exports to the appendix" if body > BODY_PAGES else ""
+    print(f"written {pdf.with_suffix('.md')} and {pdf}: {pages} pages, {body} of body{over}, then the appendix")
     return 0
 
 

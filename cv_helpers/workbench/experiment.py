@@ -269,7 +269,7 @@ def run_experiment(config: TrainConfig, run_name: str | None = None, resume: boo
                   flush=True)
 
         def record_progress(result: FitResult) -> None:
-            lock.update(result.history.epochs)
+            lock.update(result.history.epochs, result.history.test_acc[-1], evaluated_on(config))
             if on_epoch_end is not None:
                 on_epoch_end(result)
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from queue import Empty
-from typing import Iterator
+from typing import Callable, Iterator
 
 import nbformat
 from nbclient import NotebookClient
@@ -22,18 +22,43 @@ from ..train_config import TrainConfig
 from .contents import NOTEBOOK_DIR, expand, notebook_contents, q2_strategies
 from .experiment import expected_time, preset_of, state_of
 from .presets import PRESETS, get_preset
+from .runs import LOCKS, training_holder
 from .strategies import FULL_FINE_TUNING, pretrained_runs
 from .sweep import REPORT_SWEEPS
 
 CELL_TIMEOUT_SECONDS = 6 * 3600
 
 
+class TrainingProgress:
+    """What the runs under `runs` being trained now have done: one line per run each time it finishes an epoch
+    (read from the run locks, which the training process updates after every epoch)."""
+
+    def __init__(self, runs: Path) -> None:
+        self.runs, self.seen = runs, {}
+
+    def new_lines(self) -> list[str]:
+        """Returns a line for every run that finished an epoch since the last call."""
+        lines = []
+        for lock in sorted((self.runs / LOCKS).glob("*.lock")) if (self.runs / LOCKS).is_dir() else []:
+            holder = training_holder(self.runs, lock.stem)
+            if not holder or holder.get("action") != "trained" or not holder.get("epoch"):
+                continue
+            done = (holder["epoch"], holder["epochs"], holder.get("accuracy"))
+            if self.seen.get(lock.stem) != done:
+                self.seen[lock.stem] = done
+                accuracy = "" if done[2] is None else f", {holder.get('split', 'test')} accuracy {done[2]:.2f} %"
+                lines.append(f"  {lock.stem}: epoch {done[0]} of {done[1]}{accuracy}")
+        return lines
+
+
 class PollingNotebookClient(NotebookClient):
-    """nbclient, but it waits for a cell's reply in 1 s slices.
+    """nbclient, but it waits for a cell's reply in 1 s slices, calling `on_poll` after each.
 
     nbclient blocks in `shell_channel.get_msg(timeout=None)` and can miss the reply of a cell that drives a widget
     (jupyter/nbclient#312): the Q1.1 class browser then hangs until the cell timeout. Polling sees the reply.
     """
+
+    on_poll: Callable[[], None] = staticmethod(lambda: None)
 
     async def _async_poll_for_reply(self, msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive):
         deadline = time.monotonic() + (timeout or CELL_TIMEOUT_SECONDS)
@@ -42,6 +67,7 @@ class PollingNotebookClient(NotebookClient):
                 msg = await self.kc.shell_channel.get_msg(timeout=1)
             except Empty:
                 await self._async_check_alive()
+                self.on_poll()
                 continue
             if msg["parent_header"].get("msg_id") == msg_id:
                 try:
@@ -120,16 +146,25 @@ def notebook_paths(names: list[str] | None = None, folder: Path = NOTEBOOK_DIR) 
     return [p for p in paths if p.name in names or p.stem in names] if names else paths
 
 
-def run_notebooks(names: list[str] | None = None, folder: Path = NOTEBOOK_DIR) -> Iterator[tuple[str, float]]:
+def run_notebooks(names: list[str] | None = None, folder: Path = NOTEBOOK_DIR,
+                  progress: Callable[[str], None] | None = None) -> Iterator[tuple[str, float]]:
     """Executes notebooks of `folder` (all, in name order, or those named) and writes report/notebooks/<name>;
-    yields (name, seconds) as each finishes. A failing cell raises nbclient's CellExecutionError after saving the
-    copy with the outputs so far."""
+    yields (name, seconds) as each finishes, and gives `progress` a line each time a run that a notebook trains
+    finishes an epoch. A failing cell raises nbclient's CellExecutionError after saving the copy with the outputs
+    so far. The kernels log errors only (not ipykernel's notice about its local TCP transport)."""
     paths = notebook_paths(names, folder)
     out_dir = report_dir() / "notebooks"
+    training = TrainingProgress(runs_dir())
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         client = PollingNotebookClient(notebook, timeout=CELL_TIMEOUT_SECONDS, kernel_name="python3",
-                                       resources={"metadata": {"path": str(folder)}})
+                                       resources={"metadata": {"path": str(folder)}},
+                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        if progress is not None:
+            def report_epochs() -> None:
+                for line in training.new_lines():
+                    progress(line)
+            client.on_poll = report_epochs
         started = time.perf_counter()
         try:
             client.execute()

@@ -33,6 +33,7 @@ ALL_RUNS = ("results", "Every protocol's runs, on the test split and (the runs t
 CONTRIBUTIONS = ("contributions", "Each group member's contribution to the research, the programming and the writing")
 CONTRIBUTION_HEADERS = ["name", "student ID", "research (%)", "programming (%)", "writing (%)"]
 PDF_LEFT_OUT = ("reproduce", "status", "device")    # table columns for the web view only (commands, processors)
+BODY_PAGES = 10                            # the course's limit; the appendix follows
 TEXT_WIDTH_CM, MAX_FIGURE_HEIGHT_CM = 16.0, 6.0
 _SAVED = re.compile(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"')
 
@@ -130,6 +131,15 @@ def build_report(folder: Path | None = None, contributions: list[list] | None = 
     write_text(folder / "report.typ", typst)
     write_bytes(folder / "report.pdf", compile_typst(folder / "report.typ"))
     return folder / "report.pdf"
+
+
+def report_pages(pdf: Path) -> tuple[int, int]:
+    """Returns (pages, pages of body): the body ends where the page titled Appendix starts."""
+    import pypdf
+
+    texts = [page.extract_text() for page in pypdf.PdfReader(pdf).pages]
+    body = next((i for i, text in enumerate(texts) if "Appendix" in text.splitlines()[:3]), len(texts))
+    return len(texts), body
 
 
 def compile_typst(source: Path) -> bytes:

@@ -70,10 +70,10 @@ class RunLock:
         self.update(0)
         return self
 
-    def update(self, epoch: int) -> None:
-        """Records that `epoch` epochs are complete."""
+    def update(self, epoch: int, accuracy: float | None = None, split: str = "test") -> None:
+        """Records that `epoch` epochs are complete, and the accuracy (%) on `split` after the last of them."""
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started, "epoch": epoch,
-                  "epochs": self.epochs, "action": self.action}
+                  "epochs": self.epochs, "action": self.action, "accuracy": accuracy, "split": split}
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, json.dumps(record).encode(), 0)
 
