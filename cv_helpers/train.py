@@ -189,6 +189,11 @@ def fit(net: nn.Module, train_loader: Iterable, test_loader: Iterable, config: T
     checkpoint (a finished run trains nothing and is evaluated once). `on_epoch_end(result so far)` is called
     after each epoch's checkpoint (metrics files, live plots, pruning).
     """
+    if config.compile:
+        # Each run compiles afresh, as in a new process: compiled code is cached per function, so the runs one
+        # notebook kernel trains would otherwise pile up in one cache until torch.compile gives up (its recompile
+        # limit) and falls back to eager for the rest of the kernel.
+        torch._dynamo.reset()
     runner = torch.compile(net) if config.compile else net   # shares parameters with `net`
     optimizer = initialize_optimizer(net, config.optimizer, config.lr, config.momentum, config.weight_decay)
     history, start_epoch = History(), 0

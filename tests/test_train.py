@@ -1,6 +1,9 @@
 """Training loop, evaluation arithmetic, optimizer factory, divergence stop and exact resume."""
 from __future__ import annotations
 
+import functools
+import logging
+
 import math
 import subprocess
 import sys
@@ -310,3 +313,19 @@ def test_a_compiled_run_trains_like_the_eager_one_saves_plain_layer_names_and_re
     for name, value in eager_net.state_dict().items():
         torch.testing.assert_close(whole_net.state_dict()[name], value, rtol=1e-3, atol=1e-4, msg=name)
     assert whole.history.train_loss == pytest.approx(eager.history.train_loss, rel=1e-4)
+
+
+def test_compiled_runs_in_one_process_each_compile_afresh_and_never_reach_the_recompile_limit(monkeypatch, caplog):
+    # A notebook kernel that trains several compiled runs (Q2: two start points and their fine-tunings) must not
+    # reach torch.compile's recompile limit; the backend does not matter for that, so the fast "eager" one is used.
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 3)   # what one run needs here
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    generator = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(size, 3, 32, 32, generator=generator), torch.randint(0, 100, (size,), generator=generator))
+               for size in (16, 8, 8)]
+    config = TrainConfig(model="convnet-bn", optimizer="sgd", lr=0.05, batch_size=16, epochs=1, augmentation="none",
+                         compile=True)
+    with caplog.at_level(logging.WARNING, logger="torch._dynamo"):
+        for network in (ConvNetBN, ConvNet, TwoLayerNet):           # one forward (Network's), three nets
+            fit(network(), batches[:2], batches[2:], config, progress=False)
+    assert "recompile_limit" not in caplog.text
