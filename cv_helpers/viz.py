@@ -106,53 +106,68 @@ def plot_history(histories: dict[str, History], title: str = "", colours: dict[s
     return fig
 
 
-def plot_accuracy_against_time(histories: dict[str, History], targets: Sequence[float] = (),
-                               colours: dict[str, str] | None = None) -> Figure:
+# The time plot's runs are one network at several budgets: told apart by line style, not by a network's colour.
+TIME_STYLES = (("black", "-", "o"), ("dimgray", "--", "s"), ("black", ":", "^"), ("gray", "-.", "D"))
+
+
+def plot_accuracy_against_time(histories: dict[str, History], targets: Sequence[float] = ()) -> Figure:
     """Returns test accuracy (%) after each epoch against the wall time so far (minutes, training and
-    evaluation), one line per run, with dotted horizontal lines at the `targets`."""
+    evaluation), one line style per run, with the `targets` as labelled horizontal lines."""
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    for (name, history), colour in zip(histories.items(), _colours(histories, colours)):
-        ax.plot(np.cumsum(history.seconds) / 60, history.test_acc, "o-", color=colour, markersize=3, label=name)
+    for (name, history), (colour, style, marker) in zip(histories.items(), itertools.cycle(TIME_STYLES)):
+        ax.plot(np.cumsum(history.seconds) / 60, history.test_acc, linestyle=style, marker=marker, color=colour,
+                markersize=3.5, label=name)
     for target in targets:
-        ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+        ax.axhline(target, color="tab:red", linestyle=":", linewidth=1)
+        ax.annotate(f"{target:g} % target", (1.0, target), xycoords=("axes fraction", "data"), xytext=(-3, 2),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=8, color="tab:red")
     _label_axes(ax, "wall time (minutes, training and evaluation)", "test accuracy (%)",
                 "Accuracy against wall time", whole_x=False)
     fig.tight_layout()
     return fig
 
 
-def plot_per_class_accuracy(accuracies: dict[str, np.ndarray], class_names: Sequence[str],
-                            sort_by: str | None = None, colours: dict[str, str] | None = None) -> Figure:
-    """Returns grouped bars of per-class accuracy (%) for one or more models; optionally sorted by one model."""
-    order = np.arange(len(class_names))
-    if sort_by is not None:
-        order = np.argsort(-np.nan_to_num(accuracies[sort_by]), kind="stable")
-    width = 0.8 / len(accuracies)
-    fig, ax = plt.subplots(figsize=(max(6, 0.15 * len(class_names) + 2), 4))
-    for offset, ((name, values), colour) in enumerate(zip(accuracies.items(), _colours(accuracies, colours))):
-        ax.bar(np.arange(len(order)) + offset * width, np.asarray(values)[order], width, color=colour,
-               label=f"{name} (mean {np.nanmean(values):.1f} %)")
-    ax.set_xticks(np.arange(len(order)) + 0.4 - width / 2, [class_names[i] for i in order], rotation=90, fontsize=7)
-    ax.set(ylabel="test accuracy (%)", xlim=(-0.5, len(order)))
-    ax.legend(fontsize=8, loc="upper right")          # sorted bars fall to the right: that corner is empty
-    ax.grid(axis="y", alpha=0.3)
+def plot_per_class_comparison(first: tuple[str, np.ndarray], second: tuple[str, np.ndarray],
+                              class_names: Sequence[str], labelled: int = 5,
+                              colours: dict[str, str] | None = None) -> Figure:
+    """Returns one point per class, `first`'s test accuracy (%) against `second`'s ((label, accuracies (C,))
+    each), with the diagonal of equal accuracy; the `labelled` classes each net wins most clearly are named."""
+    (first_name, x), (second_name, y) = (first[0], np.asarray(first[1])), (second[0], np.asarray(second[1]))
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.plot([0, 100], [0, 100], color="grey", linewidth=0.8, linestyle="--", label="equal accuracy")
+    gain = y - x
+    colour_of = dict(zip((first_name, second_name), _colours((first_name, second_name), colours)))
+    ax.scatter(x, y, s=12, color=[colour_of[second_name] if g >= 0 else colour_of[first_name] for g in gain], alpha=0.8)
+    order = np.argsort(gain, kind="stable")
+    for index in [*order[:labelled], *order[-labelled:]]:
+        ax.annotate(class_names[index], (x[index], y[index]), xytext=(3, 0), textcoords="offset points",
+                    fontsize=7, va="center")
+    ax.set(xlim=(0, 100), ylim=(0, 100), aspect="equal",
+           xlabel=f"{first_name}: test accuracy per class (%)", ylabel=f"{second_name}: test accuracy per class (%)")
+    ax.set_title(f"{int((gain > 0).sum())} of {len(gain)} classes above the diagonal", fontsize=9)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:
-    """Returns the confusion matrix as row percentages (row = true class), with counts in small classes."""
+def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], label: str = "class",
+                          title: str = "") -> Figure:
+    """Returns the confusion matrix as row percentages (row = true `label`), each cell's percentage written in
+    it; sized so that a 20 x 20 matrix stays readable at a page's width."""
     rates = 100.0 * matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1 + 0.7 * len(class_names), 0.8 + 0.6 * len(class_names)))
+    size = len(class_names)
+    fig, ax = plt.subplots(figsize=(2.2 + 0.55 * size, 1.6 + 0.45 * size) if size <= 10 else (8.0, 7.2))
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=100)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set(xlabel="predicted class", ylabel="true class")
-    if len(class_names) <= 20:
-        for (i, j), value in np.ndenumerate(rates):
-            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
-                    color="white" if value > 50 else "black")
-    fig.colorbar(image, ax=ax, label="% of true class")
+    ax.set_xticks(range(size), class_names, rotation=45 if size <= 10 else 90, ha="right" if size <= 10 else "center",
+                  fontsize=8 if size <= 10 else 7)
+    ax.set_yticks(range(size), class_names, fontsize=8 if size <= 10 else 7)
+    ax.set(xlabel=f"predicted {label}", ylabel=f"true {label}")
+    for (i, j), value in np.ndenumerate(rates):
+        ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8 if size <= 10 else 6,
+                color="white" if value > 50 else "black")
+    fig.colorbar(image, ax=ax, label=f"% of the true {label}'s test images", fraction=0.046, pad=0.04)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -254,16 +269,22 @@ def tsne_embedding(features: np.ndarray, random_state: int = 0) -> np.ndarray:
 
 def plot_embedding(embedding: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str,
                    ax: plt.Axes | None = None) -> Figure:
-    """Returns a scatter of a 2-D t-SNE embedding coloured by class. t-SNE axes carry no units."""
+    """Returns a scatter of a 2-D t-SNE embedding coloured by class, with a legend beside it for up to 10 classes
+    and each class's name at its points' median for more (20 colours in a legend cannot be told apart). t-SNE axes
+    carry no units."""
     fig = ax.figure if ax is not None else plt.figure(figsize=(5.5, 4.8))
     ax = ax or fig.add_subplot()
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     for label, name in enumerate(class_names):
         points = embedding[labels == label]
         ax.scatter(points[:, 0], points[:, 1], s=6, color=cmap(label % cmap.N), label=name, alpha=0.7)
+        if len(class_names) > 10 and len(points):
+            centre = np.median(points, axis=0)
+            ax.annotate(name, centre, fontsize=6.5, ha="center", va="center", weight="bold",
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.75, "linewidth": 0})
     ax.set(title=title, xlabel="t-SNE dimension 1 (no units)", ylabel="t-SNE dimension 2 (no units)")
-    ax.legend(fontsize=7, markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
-              ncol=1 if len(class_names) <= 10 else 2)                                 # beside the points
+    if len(class_names) <= 10:
+        ax.legend(fontsize=7, markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 

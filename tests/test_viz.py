@@ -9,7 +9,7 @@ from cv_helpers.data import CIFAR100_loader
 from cv_helpers.history import History
 from cv_helpers.transforms import make_test_transform
 from cv_helpers.viz import (NETWORK_COLOURS, plot_accuracy_against_time, plot_confusion_matrix, plot_embedding,
-                            plot_history, plot_per_class_accuracy, plot_range_tests, plot_trial_curves,
+                            plot_history, plot_per_class_comparison, plot_range_tests, plot_trial_curves,
                             plot_trial_history, run_colours, save_figure, show_class_examples, tsne_embedding,
                             tsne_perplexity)
 from cv_helpers.workbench.lr_finder import RangeTest
@@ -62,18 +62,36 @@ def test_history_plot_has_train_and_test_curves_per_run():
     assert len(loss_ax.lines) == 4 and list(acc_ax.lines[1].get_ydata()) == [8, 15]
 
 
-def test_per_class_bars_compare_two_models_sorted():
-    fig = plot_per_class_accuracy({"a": np.array([10.0, 50.0, 30.0]), "b": np.array([5.0, 5.0, 5.0])},
-                                  ["x", "y", "z"], sort_by="a")
+def test_per_class_comparison_puts_each_class_at_its_two_accuracies_and_names_the_largest_gaps():
+    first, second = np.array([10.0, 50.0, 30.0, 20.0]), np.array([40.0, 45.0, 30.0, 80.0])
+    fig = plot_per_class_comparison(("MLP", first), ("LeNet", second), ["w", "x", "y", "z"], labelled=1)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["y", "z", "x"]
-    assert len(ax.patches) == 6
+    assert ax.collections[0].get_offsets().tolist() == [[10, 40], [50, 45], [30, 30], [20, 80]]
+    assert sorted(text.get_text() for text in ax.texts) == ["x", "z"]      # LeNet's largest gain, MLP's
+    assert ax.get_title() == "2 of 4 classes above the diagonal" and "LeNet" in ax.get_ylabel()
+    plt.close(fig)
 
 
-def test_confusion_matrix_shows_row_percentages():
+def test_confusion_matrix_shows_row_percentages_and_names_what_its_axes_count():
     fig = plot_confusion_matrix(np.array([[3, 1], [0, 4]]), ["cat", "dog"])
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["75", "25", "0", "100"]
+    fig = plot_confusion_matrix(np.eye(20, dtype=int), [f"s{i}" for i in range(20)], label="superclass",
+                                title="LeNet")
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted superclass", "true superclass")
+    assert len(ax.texts) == 400 and min(t.get_fontsize() for t in ax.texts) >= 6
+    assert fig.get_suptitle() == "LeNet" and ax.get_title() == ""           # the title clear of the colour bar
+    plt.close("all")
+
+
+def test_a_twenty_class_embedding_names_each_class_at_its_points_instead_of_a_legend():
+    points = np.random.default_rng(0).normal(size=(60, 2)) + np.repeat(np.arange(20), 3)[:, None] * 10
+    fig = plot_embedding(points, np.repeat(np.arange(20), 3), [f"superclass {i}" for i in range(20)], "t-SNE")
+    ax = fig.axes[0]
+    assert ax.get_legend() is None and len(ax.texts) == 20
+    assert ax.texts[4].get_text() == "superclass 4" and np.allclose(ax.texts[4].xy, np.median(points[12:15], 0))
+    plt.close(fig)
 
 
 def test_class_examples_grid_has_a_row_per_class(data_root):
@@ -107,7 +125,7 @@ def test_every_curve_figure_keeps_its_legend_off_the_data():
     points = np.random.default_rng(0).normal(size=(60, 2))
     curve = RangeTest(np.logspace(-4, 0, 5), np.array([4.6, 4.4, 4.0, 4.2, 9.0]))
     figures = [plot_history({"convnet": history}),
-               plot_embedding(points, np.arange(60) % 20, [f"superclass {i}" for i in range(20)], "t-SNE"),
+               plot_embedding(points, np.arange(60) % 5, [f"class {i}" for i in range(5)], "t-SNE"),
                plot_range_tests({"mlp": curve}),
                plot_trial_history({0: [5.0, 9.0], 1: [2.0]}, {1}, "study"),
                plot_trial_curves({0: [5.0, 9.0], 1: [2.0]}, {1}, "study")]
@@ -131,8 +149,10 @@ def test_each_network_keeps_its_colour_whatever_the_order_of_the_runs():
 def test_accuracy_against_time_puts_each_epoch_at_its_cumulative_minutes():
     history = History(train_loss=[3, 2], train_acc=[10, 20], test_loss=[3, 2], test_acc=[30.0, 45.0],
                       seconds=[60.0, 90.0])
-    fig = plot_accuracy_against_time({"q3-fast": history}, targets=(56.0,))
+    fig = plot_accuracy_against_time({"q3-fast": history, "q3-best": history}, targets=(56.0,))
     line = fig.axes[0].lines[0]
     assert list(line.get_xdata()) == [1.0, 2.5] and list(line.get_ydata()) == [30.0, 45.0]
+    assert line.get_linestyle() != fig.axes[0].lines[1].get_linestyle()         # one net: told apart by style
+    assert [text.get_text() for text in fig.axes[0].texts] == ["56 % target"]
     assert _legend_is_right_of_its_axes(fig)
     plt.close("all")

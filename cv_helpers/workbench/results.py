@@ -234,7 +234,8 @@ def reproduce_command(reference: str) -> str:
     commands = [f"python -m cv_helpers.workbench train --preset {run_name}"]
     if evaluation:
         views, _, shift = evaluation.partition("-shift")
-        switch = ("--no-tta-flip" if views == "plain" else "--tta-flip") + (f" --tta-translate {shift}" if shift else "")
+        switch = "--no-tta-flip" if views == "plain" else "--tta-flip"
+        switch += f" --tta-translate {shift}" if shift else ""
         commands.append(f"python -m cv_helpers.workbench evaluate {run_name} {switch}")
     return "; ".join(commands)
 
