@@ -34,7 +34,8 @@ CONTRIBUTIONS = ("contributions", "Each group member's contribution to the resea
 CONTRIBUTION_HEADERS = ["name", "student ID", "research (%)", "programming (%)", "writing (%)"]
 PDF_LEFT_OUT = ("reproduce", "status", "device")    # table columns for the web view only (commands, processors)
 BODY_PAGES = 10                            # the course's limit; the appendix follows
-TEXT_WIDTH_CM, MAX_FIGURE_HEIGHT_CM = 16.0, 6.0
+TEXT_WIDTH_CM = 16.0
+MAX_FIGURE_HEIGHT_CM = {"body": 6.0, "appendix": 15.0}       # the body is short of pages, the appendix is not
 _SAVED = re.compile(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"')
 
 
@@ -203,20 +204,20 @@ def _typst(folder: Path, body: list[Block], appendix: list[Block]) -> str:
         else "none"
     parts = [PREAMBLE.format(title=string(TITLE), header=header),
              f"#align(center, text(size: 16pt, weight: \"bold\")[{escape(TITLE)}])\n"]
-    for blocks, start in ((body, ""), (appendix, "#pagebreak()\n= Appendix\n")):
+    for blocks, part, start in ((body, "body", ""), (appendix, "appendix", "#pagebreak()\n= Appendix\n")):
         parts.append(start)
-        parts += [_typst_block(folder, block) for block in blocks]
+        parts += [_typst_block(folder, block, MAX_FIGURE_HEIGHT_CM[part]) for block in blocks]
     return "\n".join(parts)
 
 
-def _typst_block(folder: Path, block: Block) -> str:
+def _typst_block(folder: Path, block: Block, max_height_cm: float) -> str:
     if block.kind == "prose":
         return markdown_to_typst(block.content)
     if block.kind == "output":
         return f"#raw({string(block.content.rstrip())}, block: true)\n"
     if block.kind == "figure":
         width, height = Image.open(_check_figure(folder, block.content)).size
-        width_cm = min(TEXT_WIDTH_CM, MAX_FIGURE_HEIGHT_CM * width / height)
+        width_cm = min(TEXT_WIDTH_CM, max_height_cm * width / height)
         return (f"#figure(image({string(f'figures/{block.content}.pdf')}, width: {width_cm:.2f}cm), "
                 f"caption: [{escape(block.title)}])\n")
     note, header, rows = _table(folder, block.content)
