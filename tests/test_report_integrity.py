@@ -93,7 +93,8 @@ def test_every_committed_run_was_trained_with_exactly_its_presets_settings():
 
 REPORT_FILES = ("tables/results.md", "tables/results.csv", "tables/what_worked.md", "tables/what_worked.csv",
                 "tables/what_worked_on_test.md", "tables/what_worked_on_test.csv", "tables/results_on_test.md",
-                "tables/results_on_test.csv", "report.md", "report.typ", "report.pdf")
+                "tables/results_on_test.csv", "tables/results_on_validation.md", "tables/results_on_validation.csv",
+                "report.md", "report.typ", "report.pdf")
 
 
 def _stale_report_files(runs: Path, report: Path, work: Path, monkeypatch) -> list[str]:

@@ -29,7 +29,8 @@ EXPORTS_KEY = "report_exports"             # a tagged code cell's metadata: the 
 TITLE = "CV1 final project, part 2: CIFAR-100 and STL-10"
 RESULTS = ("results_on_test", "Results: the 2023 reference report's test accuracies beside ours, each by the preset "
                               "that reproduces it")
-ALL_RUNS = ("results", "Every protocol's runs, on the test split and (the runs that choose) the validation split")
+ALL_RUNS = ("results_on_validation", "The runs that choose: each protocol trained on 45,000 training images and "
+                                    "measured on the 5,000 held out")
 CONTRIBUTIONS = ("contributions", "Each group member's contribution to the research, the programming and the writing")
 CONTRIBUTION_HEADERS = ["name", "student ID", "research (%)", "programming (%)", "writing (%)"]
 PDF_LEFT_OUT = ("reproduce", "status", "device")    # table columns for the web view only (commands, processors)

@@ -316,12 +316,13 @@ def time_to_accuracy(run_names: list[str], folder: Path | None = None) -> list[l
 
 
 def write_results_table(folder: Path | None = None) -> str:
-    """Writes report/tables/results.md and .csv (every protocol), results_on_test (those measured on the test
-    split), what_worked (the validation ladder) and what_worked_on_test, from the run folders; returns the results
-    Markdown."""
+    """Writes report/tables/results.md and .csv (every protocol), results_on_test and results_on_validation (those
+    measured on each split), what_worked (the validation ladder) and what_worked_on_test, from the run folders;
+    returns the results Markdown."""
     save_table("what_worked", WHAT_WORKED_HEADERS, what_worked(folder), note=LADDER_NOTE)
     save_table("what_worked_on_test", ON_TEST_HEADERS, on_test(folder), note=ON_TEST_NOTE)
     rows = summarise(load_runs(folder), folder)
-    save_table("results_on_test", HEADERS, [row for row in rows if row[HEADERS.index("measured on")] == "test"],
-               note=SPLIT_NOTE)
+    for split in ("test", "validation"):
+        save_table(f"results_on_{split}", HEADERS, [row for row in rows if row[HEADERS.index("measured on")] == split],
+                   note=SPLIT_NOTE)
     return save_table("results", HEADERS, rows, note=SPLIT_NOTE)
