@@ -131,7 +131,8 @@ def plot_per_class_comparison(first: tuple[str, np.ndarray], second: tuple[str, 
                               class_names: Sequence[str], labelled: int = 5,
                               colours: dict[str, str] | None = None) -> Figure:
     """Returns one point per class, `first`'s test accuracy (%) against `second`'s ((label, accuracies (C,))
-    each), with the diagonal of equal accuracy; the `labelled` classes each net wins most clearly are named."""
+    each), with the diagonal of equal accuracy; of the classes each net wins, the `labelled` it wins by most are
+    named."""
     (first_name, x), (second_name, y) = (first[0], np.asarray(first[1])), (second[0], np.asarray(second[1]))
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     ax.plot([0, 100], [0, 100], color="grey", linewidth=0.8, linestyle="--", label="equal accuracy")
@@ -139,9 +140,15 @@ def plot_per_class_comparison(first: tuple[str, np.ndarray], second: tuple[str, 
     colour_of = dict(zip((first_name, second_name), _colours((first_name, second_name), colours)))
     ax.scatter(x, y, s=12, color=[colour_of[second_name] if g >= 0 else colour_of[first_name] for g in gain], alpha=0.8)
     order = np.argsort(gain, kind="stable")
-    for index in [*order[:labelled], *order[-labelled:]]:
-        ax.annotate(class_names[index], (x[index], y[index]), xytext=(3, 0), textcoords="offset points",
-                    fontsize=7, va="center")
+    named = [i for i in order[:labelled] if gain[i] < 0] + [i for i in order[::-1][:labelled] if gain[i] > 0]
+    placed: list[tuple[float, float]] = []
+    for index in sorted(named, key=lambda i: y[i]):             # names kept apart: at least 3 points vertically
+        text_y = y[index]
+        while any(abs(text_y - other_y) < 3 and abs(x[index] - other_x) < 25 for other_x, other_y in placed):
+            text_y += 3
+        placed.append((x[index], text_y))
+        ax.annotate(class_names[index], (x[index], y[index]), xytext=(x[index] + 2, text_y), fontsize=7,
+                    va="center", arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5})
     ax.set(xlim=(0, 100), ylim=(0, 100), aspect="equal",
            xlabel=f"{first_name}: test accuracy per class (%)", ylabel=f"{second_name}: test accuracy per class (%)")
     ax.set_title(f"{int((gain > 0).sum())} of {len(gain)} classes above the diagonal", fontsize=9)

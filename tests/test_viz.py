@@ -68,6 +68,8 @@ def test_per_class_comparison_puts_each_class_at_its_two_accuracies_and_names_th
     ax = fig.axes[0]
     assert ax.collections[0].get_offsets().tolist() == [[10, 40], [50, 45], [30, 30], [20, 80]]
     assert sorted(text.get_text() for text in ax.texts) == ["x", "z"]      # LeNet's largest gain, MLP's
+    fig = plot_per_class_comparison(("MLP", first), ("LeNet", first + [1, 2, 3, 4]), ["w", "x", "y", "z"], labelled=2)
+    assert sorted(text.get_text() for text in fig.axes[0].texts) == ["y", "z"]   # LeNet wins all: its two largest
     assert ax.get_title() == "2 of 4 classes above the diagonal" and "LeNet" in ax.get_ylabel()
     plt.close(fig)
 

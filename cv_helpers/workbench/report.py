@@ -22,7 +22,7 @@ from ..errors import WorkbookError
 from ..files import write_bytes, write_text
 from ..tables import save_table
 from .contents import NOTEBOOK_DIR, notebook_contents
-from .typst_markup import escape, inline_to_typst, markdown_to_typst, string, table_markup
+from .typst_markup import column_widths, escape, inline_to_typst, markdown_to_typst, string, table_markup
 
 REPORT_TAG = "report"                      # a notebook cell that belongs in the report's body
 EXPORTS_KEY = "report_exports"             # a tagged code cell's metadata: the exports it shows, if not all it saves
@@ -194,7 +194,7 @@ PREAMBLE = """#set document(title: {title}, author: "cv-workbook", date: none)
 #show figure: set block(breakable: true)
 #show figure.where(kind: table): set figure.caption(position: top)
 #show figure.caption: set text(size: 9pt)
-#set table(stroke: 0.4pt + gray, inset: (x: 3pt, y: 2pt))
+#set table(stroke: 0.4pt + gray, inset: (x: 3pt, y: 2pt), align: left)
 #show table: set text(size: 7pt)
 #show raw.where(block: true): set text(size: 8pt)
 """
@@ -223,7 +223,8 @@ def _typst_block(folder: Path, block: Block, max_height_cm: float) -> str:
                 f"caption: [{escape(block.title)}])\n")
     note, header, rows = _table(folder, block.content)
     keep = [i for i, name in enumerate(header) if name not in PDF_LEFT_OUT]
-    table = table_markup([inline_to_typst(header[i]) for i in keep],
-                         [[inline_to_typst(row[i]) for i in keep] for row in rows])
+    header, rows = [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+    table = table_markup([inline_to_typst(cell) for cell in header],
+                         [[inline_to_typst(cell) for cell in row] for row in rows], column_widths(header, rows))
     caption = escape(block.title) + (f" #text(size: 8pt)[({escape(note)})]" if note else "")
     return f"#figure({table.removeprefix('#')}, caption: [{caption}], kind: table)\n"

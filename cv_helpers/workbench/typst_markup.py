@@ -67,11 +67,24 @@ def table_to_typst(node: dict) -> str:
     return table_markup(header, rows)
 
 
-def table_markup(header: list[str], rows: list[list[str]]) -> str:
-    """Returns `#table(...)` with a bold header row; cells are Typst markup already."""
+def table_markup(header: list[str], rows: list[list[str]], widths: list[str] | None = None) -> str:
+    """Returns `#table(...)` with a bold header row; cells are Typst markup already, `widths` Typst column widths
+    (default: each as wide as its content)."""
     cells = ", ".join(f"[{cell}]" for row in rows for cell in row)
     head = ", ".join(f"[*{cell}*]" if cell else "[]" for cell in header)
-    return f"#table(columns: {len(header)}, table.header({head}), {cells})"
+    columns = f"({', '.join(widths)},)" if widths else str(len(header))
+    return f"#table(columns: {columns}, table.header({head}), {cells})"
+
+
+def column_widths(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Returns Typst column widths for a table of plain-text cells: each column a share of the line (`fr`) in
+    proportion to its longest cell (at most 40 characters: longer ones wrap) or its header's longest word, so that
+    number columns stay narrow, headers wrap between words, and prose columns get the room."""
+    widths = []
+    for name, *cells in zip(header, *rows):
+        longest = max([len(cell) for cell in cells] + [max(len(word) for word in name.split()) if name else 1])
+        widths.append(f"{max(3, min(40, longest)) / 10:.1f}fr")
+    return widths
 
 
 def _inlines(children: list[dict]) -> str:
