@@ -15,7 +15,7 @@ from cv_helpers.tables import save_table
 from cv_helpers.viz import save_figure
 from cv_helpers.workbench import report
 from cv_helpers.workbench.report import ALL_RUNS, BODY_PAGES, RESULTS, build_report, report_blocks, report_pages
-from cv_helpers.workbench.typst_markup import escape, inline_to_typst, markdown_to_typst
+from cv_helpers.workbench.typst_markup import column_widths, escape, inline_to_typst, markdown_to_typst
 
 QUESTIONS = ("Q1.1", "Q1.2", "Q1.3", "Q1.4", "Q2.1", "Q2.2", "Q3")
 
@@ -26,6 +26,12 @@ def test_markdown_becomes_typst_with_every_special_character_shown_literally():
     assert typst.startswith("= Q1 #emph[a]; and #strong[b];, #raw(\"x_y\"); at 1e\\-3 \\/\\/ \\#5 \\$ \\@ref\n")
     assert "An answer." in typst and "SOLUTION" not in typst and "- one\n- two\n" in typst
     assert escape("[a]*") == "\\[a\\]\\*" and inline_to_typst("`cmd --x`") == '#raw("cmd --x");'
+
+
+def test_table_columns_share_the_line_by_their_content():
+    header = ["change", "validation before (%)", "why"]
+    rows = [["a long description of the change that must wrap", "50.88", "why " * 30]]
+    assert column_widths(header, rows) == ["4.0fr", "1.0fr", "4.0fr"]      # prose capped, a number its header word
 
 
 def _pages(pdf) -> list[str]:
