@@ -56,6 +56,15 @@ def _committed_runs() -> list[Path]:
     return [ROOT / Path(path).parent for path in listed]
 
 
+def test_the_ladder_decides_on_validation_runs_only_and_the_test_table_reads_no_validation_run():
+    for step in WHAT_WORKED:
+        for reference in (step.before, step.after):
+            assert PRESETS[reference.partition(":")[0]].validation, f"{reference} would choose on the test split"
+    for step in ON_TEST:
+        for reference in (step.before, step.after):
+            assert not PRESETS[reference.partition(":")[0]].validation, reference
+
+
 def test_every_ladder_rung_names_runs_of_presets():
     for step in WHAT_WORKED + ON_TEST:
         for reference in (step.before, step.after):
