@@ -163,14 +163,16 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], label:
     it; sized so that a 20 x 20 matrix stays readable at a page's width."""
     rates = 100.0 * matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = len(class_names)
-    fig, ax = plt.subplots(figsize=(2.2 + 0.55 * size, 1.6 + 0.45 * size) if size <= 10 else (8.0, 7.2))
+    small = size <= 10          # a few classes: a figure that grows with them; more: one page-wide square
+    fig, ax = plt.subplots(figsize=(2.2 + 0.55 * size, 1.6 + 0.45 * size) if small else (8.0, 7.2))
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=100)
-    ax.set_xticks(range(size), class_names, rotation=45 if size <= 10 else 90, ha="right" if size <= 10 else "center",
-                  fontsize=8 if size <= 10 else 7)
-    ax.set_yticks(range(size), class_names, fontsize=8 if size <= 10 else 7)
+    tick_size = 8 if small else 7
+    ax.set_xticks(range(size), class_names, rotation=45 if small else 90, ha="right" if small else "center",
+                  fontsize=tick_size)
+    ax.set_yticks(range(size), class_names, fontsize=tick_size)
     ax.set(xlabel=f"predicted {label}", ylabel=f"true {label}")
     for (i, j), value in np.ndenumerate(rates):
-        ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8 if size <= 10 else 6,
+        ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8 if small else 6,
                 color="white" if value > 50 else "black")
     fig.colorbar(image, ax=ax, label=f"% of the true {label}'s test images", fraction=0.046, pad=0.04)
     if title:

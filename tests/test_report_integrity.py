@@ -257,11 +257,11 @@ def test_the_executed_notebooks_show_no_warning_ansi_code_or_traceback(notebook)
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")))
 def test_each_notebook_declares_exactly_the_figures_and_tables_it_saves(notebook):
-    from cv_helpers.workbench.contents import notebook_contents
+    from cv_helpers.workbench.contents import notebook_contents, saved_exports
 
     declared = {c.stem: {*c.figures, *c.tables} for c in notebook_contents()}[notebook.removesuffix(".ipynb")]
     source = "".join(cell for _, cell in _cells(ROOT / "notebooks" / notebook))
-    saved = set(re.findall(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"', source))
+    saved = set(saved_exports(source))
     written_by_the_study_or_ladder = {name for name in declared if name.startswith("tune_")} | {"what_worked",
                                                                                            "what_worked_on_test"}
     assert saved == declared - written_by_the_study_or_ladder

@@ -8,6 +8,7 @@ STL-10 that is prepared ("q2-strategies": each strategy and the 60-epoch pair, e
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .strategies import FULL_FINE_TUNING, TRAINING_STRATEGIES, training_strategi
 from .sweep import REPORT_SWEEPS
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+_SAVED = re.compile(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"')
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ def notebook_contents(folder: Path = NOTEBOOK_DIR) -> list[NotebookContents]:
                                              tuple(declared.get("runs", ())), tuple(declared.get("weights", ())),
                                              dict(declared.get("figures", {})), dict(declared.get("tables", {}))))
     return contents
+
+
+def saved_exports(source: str) -> list[str]:
+    """Returns the names of the figures and tables a cell's source saves (`save_figure(fig, "name")`,
+    `save_table("name", ...)`), in order."""
+    return _SAVED.findall(source)
 
 
 def expand(entry: str) -> list[str]:

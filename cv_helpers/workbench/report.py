@@ -21,7 +21,7 @@ from ..config import REPO_ROOT, is_smoke, report_dir
 from ..errors import WorkbookError
 from ..files import write_bytes, write_text
 from ..tables import save_table
-from .contents import NOTEBOOK_DIR, notebook_contents
+from .contents import NOTEBOOK_DIR, notebook_contents, saved_exports
 from .typst_markup import column_widths, escape, inline_to_typst, markdown_to_typst, string, table_markup
 
 REPORT_TAG = "report"                      # a notebook cell that belongs in the report's body
@@ -33,11 +33,11 @@ ALL_RUNS = ("results_on_validation", "The runs that choose: each protocol traine
                                     "measured on the 5,000 held out")
 CONTRIBUTIONS = ("contributions", "Each group member's contribution to the research, the programming and the writing")
 CONTRIBUTION_HEADERS = ["name", "student ID", "research (%)", "programming (%)", "writing (%)"]
+SMOKE_NOTE = "SMOKE BUILD: tiny runs, no results"     # on every page of a smoke-mode report
 PDF_LEFT_OUT = ("reproduce", "status", "device")    # table columns for the web view only (commands, processors)
 BODY_PAGES = 10                            # the course's limit; the appendix follows
 TEXT_WIDTH_CM = 16.0
 MAX_FIGURE_HEIGHT_CM = {"body": 6.0, "appendix": 15.0}       # the body is short of pages, the appendix is not
-_SAVED = re.compile(r'save_(?:figure|table)\((?:fig, )?"([\w.-]+)"')
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def report_blocks(folder: Path = NOTEBOOK_DIR, executed: Path | None = None) -> 
             if cell["cell_type"] == "markdown":
                 body.append(Block("prose", source))
                 continue
-            names = list(dict.fromkeys(cell["metadata"].get(EXPORTS_KEY) or _SAVED.findall(source)))
+            names = list(dict.fromkeys(cell["metadata"].get(EXPORTS_KEY) or saved_exports(source)))
             body += [Block("output", text) for text in outputs.get(cell.get("id"), []) if not names]
             for name in names:
                 if not any(name in declared for declared in kinds.values()):
@@ -95,22 +95,26 @@ def figure_mode(path: Path) -> str:
     return description.rsplit("mode=", 1)[-1] if "mode=" in description else "unknown"
 
 
-def _check_figure(folder: Path, name: str) -> Path:
-    png = folder / "figures" / f"{name}.png"
-    if not png.is_file() or not png.with_suffix(".pdf").is_file():
-        raise WorkbookError(f"figure {png.with_suffix('')}.{{pdf,png}} is missing; run `make report` first")
-    mode = figure_mode(png)
-    if mode != "full" and not is_smoke():
-        raise WorkbookError(f"figure {png} comes from a {mode} run; run `make report` (full mode) before building "
-                            "the report")
-    return png
+def _check_exports(folder: Path, blocks: list[Block]) -> None:
+    """Refuses, before anything is written, a figure or table of `blocks` missing from `folder`, and a smoke-mode
+    figure in a full-mode report."""
+    for block in blocks:
+        if block.kind == "table" and not (folder / "tables" / f"{block.content}.csv").is_file():
+            raise WorkbookError(f"table {folder / 'tables' / block.content}.csv is missing; run `make report` first")
+        if block.kind != "figure":
+            continue
+        png = folder / "figures" / f"{block.content}.png"
+        if not png.is_file() or not png.with_suffix(".pdf").is_file():
+            raise WorkbookError(f"figure {png.with_suffix('')}.{{pdf,png}} is missing; run `make report` first")
+        mode = figure_mode(png)
+        if mode != "full" and not is_smoke():
+            raise WorkbookError(f"figure {png} comes from a {mode} run; run `make report` (full mode) before "
+                                "building the report")
 
 
 def _table(folder: Path, name: str) -> tuple[str, list[str], list[list[str]]]:
     """Returns (the note above it, headers, rows) of a saved table."""
     path = folder / "tables" / f"{name}.csv"
-    if not path.is_file():
-        raise WorkbookError(f"table {path} is missing; run `make report` first")
     header, *rows = list(csv.reader(path.read_text().splitlines()))
     markdown = path.with_suffix(".md").read_text() if path.with_suffix(".md").is_file() else ""
     note = markdown.split("\n| ", 1)[0].strip() if not markdown.startswith("|") else ""
@@ -128,6 +132,7 @@ def build_report(folder: Path | None = None, contributions: list[list] | None = 
     if contributions is not None:
         save_table(CONTRIBUTIONS[0], CONTRIBUTION_HEADERS, contributions, folder / "tables")
         body.append(Block("table", *CONTRIBUTIONS))
+    _check_exports(folder, body + appendix)
     markdown, typst = _markdown(folder, body, appendix), _typst(folder, body, appendix)
     write_text(folder / "report.md", markdown)
     write_text(folder / "report.typ", typst)
@@ -166,13 +171,11 @@ def _markdown(folder: Path, body: list[Block], appendix: list[Block]) -> str:
             elif block.kind == "output":
                 lines += ["```", block.content.rstrip(), "```", ""]
             elif block.kind == "figure":
-                _check_figure(folder, block.content)
                 numbers["figure"] += 1
                 number = numbers["figure"]
                 lines += [f"![Figure {number}](figures/{block.content}.png)", "",
                           f"*Figure {number}: {block.title}*", ""]
             else:
-                _table(folder, block.content)
                 numbers["table"] += 1
                 lines += [f"**Table {numbers['table']}: {block.title}**", "",
                           (folder / "tables" / f"{block.content}.md").read_text(), ""]
@@ -180,7 +183,7 @@ def _markdown(folder: Path, body: list[Block], appendix: list[Block]) -> str:
 
 
 def _mode_line() -> str:
-    return "**SMOKE BUILD: tiny runs, no results.**\n" if is_smoke() else ""
+    return f"**{SMOKE_NOTE}.**\n" if is_smoke() else ""
 
 
 PREAMBLE = """#set document(title: {title}, author: "cv-workbook", date: none)
@@ -201,8 +204,7 @@ PREAMBLE = """#set document(title: {title}, author: "cv-workbook", date: none)
 
 
 def _typst(folder: Path, body: list[Block], appendix: list[Block]) -> str:
-    header = '[#align(right, text(size: 8pt, fill: red)[SMOKE BUILD: tiny runs, no results])]' if is_smoke() \
-        else "none"
+    header = f"[#align(right, text(size: 8pt, fill: red)[{escape(SMOKE_NOTE)}])]" if is_smoke() else "none"
     parts = [PREAMBLE.format(title=string(TITLE), header=header),
              f"#align(center, text(size: 16pt, weight: \"bold\")[{escape(TITLE)}])\n"]
     for blocks, part, start in ((body, "body", ""), (appendix, "appendix", "#pagebreak()\n= Appendix\n")):
@@ -217,7 +219,7 @@ def _typst_block(folder: Path, block: Block, max_height_cm: float) -> str:
     if block.kind == "output":
         return f"#raw({string(block.content.rstrip())}, block: true)\n"
     if block.kind == "figure":
-        width, height = Image.open(_check_figure(folder, block.content)).size
+        width, height = Image.open(folder / "figures" / f"{block.content}.png").size
         width_cm = min(TEXT_WIDTH_CM, max_height_cm * width / height)
         return (f"#figure(image({string(f'figures/{block.content}.pdf')}, width: {width_cm:.2f}cm), "
                 f"caption: [{escape(block.title)}])\n")

@@ -254,9 +254,9 @@ def what_worked(folder: Path | None = None) -> list[list]:
     """Returns one row per measured rung of the validation ladder: change, validation accuracy before and after
     (%), delta and seed spread (points), the reading, the decision, why (only beyond the spread), the two runs'
     minutes and the commands that reproduce them. A rung whose spread is unmeasured is left out."""
-    rows = []
+    rows, spreads = [], {protocol: seed_spread(protocol, folder) for protocol in {s.spread for s in WHAT_WORKED}}
     for step in WHAT_WORKED:
-        pair, spread = _pair(step, folder), seed_spread(step.spread, folder)
+        pair, spread = _pair(step, folder), spreads[step.spread]
         if pair is not None and spread is not None:
             before, after, minutes, commands = pair
             read = reading(after - before, spread)
