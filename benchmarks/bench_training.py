@@ -1,12 +1,12 @@
 """Training throughput on real CIFAR-100: the course's PIL pipeline vs the fast batch path vs the model alone.
 
-For the MLP, the LeNet ConvNet and the Figure 6 net it measures images/s of
+For the MLP, the LeNet ConvNet and ConvNet-BN it measures images/s of
   (a) the course's pipeline: CIFAR100_loader + Q1.3 torchvision transforms in a DataLoader with 2 workers,
   (b) the fast path: FastLoader with the same Q1.3 recipe applied per batch on the training device,
   (c) the model alone: the same training step on one fixed in-memory batch (the ceiling for any loader),
 and the achieved GFLOP/s next to the machine's fp32 matmul rate. With --protocol it also times the full Q1.3
 protocol (both nets, 10 epochs, test evaluation every epoch) and with --time-preset any preset end to end, with
-its minutes to 56 % and 70 % (on a GPU: q3-fast and the Figure 6 net's 50-epoch recipe). Results:
+its minutes to 56 % and 70 % (on a GPU: q3-fast and ConvNet-BN's 50-epoch recipe). Results:
 benchmarks/results/<host-kind>.json.
 
     python benchmarks/bench_training.py [--device cuda] [--seconds 8] [--protocol] [--time-preset q3-fast ...]
@@ -35,9 +35,9 @@ from cv_helpers.workbench.presets import get_preset
 from cv_helpers.workbench.results import ACCURACY_TARGETS
 
 BATCH_SIZE = 64
-# name -> (registry name, kwargs, compile): compile pays off for the Figure 6 net only (measured on CPU).
+# name -> (registry name, kwargs, compile): compile pays off for ConvNet-BN only (measured on CPU).
 NETWORKS = {"TwoLayerNet": ("mlp", {"hidden_size": 64}, False), "ConvNet (LeNet)": ("convnet", {}, False),
-            "Figure 6 ConvNet": ("convnet-bn", {}, True)}
+            "ConvNet-BN": ("convnet-bn", {}, True)}
 
 
 def train_step(runner: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--protocol", action="store_true", help="also time the full Q1.3 protocol")
     parser.add_argument("--time-preset", nargs="+", default=[], metavar="PRESET",
                         help="also train these presets end to end and time them (on a GPU: q1.4-convnet, the "
-                             "Figure 6 net's 50-epoch recipe)")
+                             "ConvNet-BN's 50-epoch recipe)")
     parser.add_argument("--out", type=Path, default=None,
                         help="results file (default: benchmarks/results/<host-kind>.json)")
     args = parser.parse_args()

@@ -82,6 +82,16 @@ def linear_probe(train_features: np.ndarray, train_labels: np.ndarray, test_feat
     return 100.0 * float((probe.predict(test_features) == test_labels).mean())
 
 
+def weight_change(before: nn.Module, after: nn.Module, layers: tuple[str, ...]) -> dict[str, float]:
+    """Returns, per named layer, how far fine-tuning moved its weight tensor: 100 * ||W_after - W_before|| /
+    ||W_before|| (%). 0 means the layer did not change."""
+    change = {}
+    for name in layers:
+        old, new = before.get_submodule(name).weight.detach().cpu(), after.get_submodule(name).weight.detach().cpu()
+        change[name] = 100.0 * float(torch.linalg.vector_norm(new - old) / torch.linalg.vector_norm(old))
+    return change
+
+
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     """Returns the leave-one-out k-NN accuracy (%) of standardised features (N, D): how often an image's k nearest
     neighbours mostly share its class, the number behind a t-SNE picture. k must leave other images to vote:

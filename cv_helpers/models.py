@@ -1,4 +1,4 @@
-"""The assignment's networks, the improved nets of the course report's Figures 5 and 6, the Q3 net, parameter
+"""The assignment's networks, the improved nets of the 2023 reference report's Figures 5 and 6, the Q3 net, parameter
 counting, and the fine-tuning surgery that moves a CIFAR-100 network to another input size and class count.
 
 Every network is a `Network`: the contract below is what fine-tuning, feature extraction and the registry rely on.
@@ -83,8 +83,8 @@ class TwoLayerNet(Network):
 
 
 class FourLayerNet(Network):
-    """The course report's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 -> classes), ReLU
-    between."""
+    """MLP-4, the 2023 reference report's Figure 5 MLP: fc1 (input -> 128), fc2, fc3 (128 -> 128), fc4 (128 ->
+    classes), ReLU between."""
 
     HEAD, FIRST_FC, FLAT_INPUT = "fc4", "fc1", True
 
@@ -105,7 +105,7 @@ class FourLayerNet(Network):
 
 
 class ConvNet(Network):
-    """The course report's Figure 2: LeNet-5 with ReLU and average pooling.
+    """The 2023 reference report's Figure 2: LeNet-5 with ReLU and average pooling.
 
     (N, 3, 32, 32) -> conv1 5x5 (6) -> pool -> conv2 5x5 (16) -> pool -> fc1 400->120 -> fc2 120->84 -> fc3 84->100.
     """
@@ -142,7 +142,8 @@ class ConvNet(Network):
 
 
 class ConvNetBN(Network):
-    """The course report's Figure 6: two 3x3 conv + BatchNorm + ReLU blocks, one AvgPool2d module applied after each.
+    """ConvNet-BN, the 2023 reference report's Figure 6 net: two 3x3 conv + BatchNorm + ReLU blocks, one AvgPool2d
+    module applied after each.
 
     (N, 3, 32, 32) -> 64 ch -> pool -> 128 ch -> pool (128 x 8 x 8 = 8192) -> fc1 512 -> fc2 classes.
     At 96x96 input fc1 takes 128 x 24 x 24 = 73,728 inputs.
@@ -171,8 +172,8 @@ class ConvNetBN(Network):
 
 
 class ConvNetBN5Max(ConvNetBN):
-    """The alternative the course report tried and dropped for Figure 6: the same two conv + BatchNorm + ReLU
-    blocks with 5x5 kernels and max-pooling instead of average pooling (same shapes: 128 x 8 x 8 -> fc1 512)."""
+    """The alternative the 2023 reference report tried and dropped for its Figure 6 net: the same two conv + BatchNorm
+    + ReLU blocks with 5x5 kernels and max-pooling instead of average pooling (same shapes: 128 x 8 x 8 -> fc1 512)."""
 
     def __init__(self, num_classes: int = 100, image_size: int = 32) -> None:
         super().__init__(num_classes, image_size, kernel_size=5, pooling=nn.MaxPool2d)
@@ -263,8 +264,8 @@ def count_parameters(model: nn.Module, layer: str | None = None) -> int:
 @torch.no_grad()
 def layer_table(model: nn.Module, image_size: int = 32) -> list[tuple[str, str, str, int]]:
     """Returns (layer name, layer, output shape of one image, trainable parameters) for every call of a leaf layer
-    in forward order, measured on one (1, 3, image_size, image_size) image; a layer applied twice (the Figure 6
-    net's single pooling module) appears twice, its parameters counted on its first row only."""
+    in forward order, measured on one (1, 3, image_size, image_size) image; a layer applied twice (ConvNet-BN's
+    single pooling module) appears twice, its parameters counted on its first row only."""
     rows, seen, hooks = [], set(), []
     for name, module in model.named_modules():
         if name and not list(module.children()):

@@ -37,7 +37,7 @@ class TrainConfig:
     dataset: str = "cifar100"     # cifar100 or stl10
     init_from: str = ""           # checkpoint to fine-tune from (head and fc1 replaced to fit the dataset)
     freeze_pretrained: bool = False  # with init_from: train only the new fc1 and head (BatchNorm statistics adapt)
-    compile: bool = False         # torch.compile the network (pays off for the Figure 6 net, even on CPU)
+    compile: bool = False         # torch.compile the network (pays off for ConvNet-BN, even on CPU)
     tta_flip: bool = False        # evaluate on each image and its mirror image, averaging the class probabilities
     tta_final_only: bool = False  # with tta_flip: epochs before the last are evaluated without the mirror images
     tta_translate: int = 0        # with tta_flip: also average over copies shifted this many pixels diagonally

@@ -1,5 +1,5 @@
-"""The training augmentations of the course report, as torchvision (PIL) transforms and as plain settings for the
-batch path.
+"""The training augmentations of the 2023 reference report, as torchvision (PIL) transforms and as plain settings
+for the batch path.
 
 One `Augmentation` holds the numbers; `make_train_transform` turns it into the per-image torchvision pipeline the
 course teaches, and `cv_helpers.fast_loader.BatchAugment` applies the same augmentation to whole batches.

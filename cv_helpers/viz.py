@@ -284,9 +284,10 @@ def plot_embedding(embedding: np.ndarray, labels: np.ndarray, class_names: Seque
     fig = ax.figure if ax is not None else plt.figure(figsize=(5.5, 4.8))
     ax = ax or fig.add_subplot()
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    size = float(np.clip(6000 / len(embedding), 6, 30))            # a few dozen points drawn larger than thousands
     for label, name in enumerate(class_names):
         points = embedding[labels == label]
-        ax.scatter(points[:, 0], points[:, 1], s=6, color=cmap(label % cmap.N), label=name, alpha=0.7)
+        ax.scatter(points[:, 0], points[:, 1], s=size, color=cmap(label % cmap.N), label=name, alpha=0.7)
         if len(class_names) > 10 and len(points):
             centre = np.median(points, axis=0)
             ax.annotate(name, centre, fontsize=6.5, ha="center", va="center", weight="bold",

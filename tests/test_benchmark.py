@@ -15,7 +15,7 @@ def test_benchmark_writes_all_rates_of_all_networks_and_the_timed_preset(tmp_pat
                                "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     result = json.loads(out.read_text())
-    assert set(result["networks"]) == {"TwoLayerNet", "ConvNet (LeNet)", "Figure 6 ConvNet"}
+    assert set(result["networks"]) == {"TwoLayerNet", "ConvNet (LeNet)", "ConvNet-BN"}
     for rates in result["networks"].values():
         for key in ("pil_img_s", "fast_img_s", "model_alone_img_s", "fast_path_gflops"):
             assert rates[key] > 0, key

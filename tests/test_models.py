@@ -1,13 +1,15 @@
 """Architectures, parameter counts and the fine-tuning surgery."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from cv_helpers.errors import ConfigError
-from cv_helpers.finetune import adapt_for_finetuning, knn_accuracy
+from cv_helpers.finetune import adapt_for_finetuning, knn_accuracy, weight_change
 from cv_helpers.models import (MODELS, ConvNet, ConvNetBN, FourLayerNet, Network, TwoLayerNet, build_model,
                                count_parameters, eval_mode, flattened_size, layer_table, model_name_of, size_kwargs)
 from cv_helpers.workbench.presets import PRESETS
@@ -232,3 +234,13 @@ def test_knn_accuracy_counts_the_neighbours_of_each_image_and_refuses_a_k_with_n
     assert knn_accuracy(mixed, labels, k=5) < 70.0
     with pytest.raises(ConfigError, match="k-NN with k=29 on 30 images: choose 1 <= k < 29"):
         knn_accuracy(apart, labels, k=29)
+
+
+def test_weight_change_is_the_distance_a_layer_moved_relative_to_its_norm():
+    before = ConvNetBN()
+    after = copy.deepcopy(before)
+    assert weight_change(before, after, ("conv1", "conv2")) == {"conv1": 0.0, "conv2": 0.0}
+    with torch.no_grad():
+        after.conv2.weight.mul_(1.1)                       # every weight 10 % larger: moved by 10 % of the norm
+    moved = weight_change(before, after, ("conv1", "conv2"))
+    assert moved["conv1"] == 0.0 and moved["conv2"] == pytest.approx(10.0, rel=1e-4)

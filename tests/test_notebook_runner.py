@@ -6,6 +6,7 @@ import pytest
 from nbclient.exceptions import CellExecutionError
 
 from cv_helpers.config import report_dir
+from cv_helpers.files import write_json
 from cv_helpers.workbench.notebooks import TrainingProgress, run_notebooks
 from cv_helpers.workbench.runs import RunLock
 
@@ -46,4 +47,12 @@ def test_a_run_being_trained_is_reported_once_per_finished_epoch_with_its_accura
         assert progress.new_lines() == []
         lock.update(13, 46.0, "test")
         assert progress.new_lines() == ["  q1.4-convnet: epoch 13 of 50, test accuracy 46.00 %"]
-    assert progress.new_lines() == []                               # finished: the lock is free
+        lock.update(14, 46.5, "test")                               # the last epoch: its lock goes before a poll
+    assert progress.new_lines() == []                               # interrupted: no metrics, nothing to say
+    with RunLock(tmp_path, "q1.4-convnet-e15-val", epochs=15) as lock:
+        lock.update(14, 47.0, "validation")
+        assert progress.new_lines() == ["  q1.4-convnet-e15-val: epoch 14 of 15, validation accuracy 47.00 %"]
+        write_json(tmp_path / "q1.4-convnet-e15-val" / "metrics.json",
+                   {"epochs_done": 15, "train_seconds": 90.0, "final_test_acc": 47.76, "evaluated_on": "validation"})
+    assert progress.new_lines() == ["  q1.4-convnet-e15-val: done, 15 epochs in 1.5 min, validation accuracy 47.76 %"]
+    assert progress.new_lines() == []

@@ -313,7 +313,7 @@ def test_every_accuracy_and_point_count_in_the_readme_comes_from_the_runs_or_the
 
 def test_the_docs_and_the_notebooks_prose_type_no_measured_accuracy_time_or_rate_by_hand():
     # Measurements live in the run files, the report's tables and the benchmarks' JSON; the docs point to them and
-    # the notebooks print them. What prose may state: the course report's own numbers, targets, limits, settings.
+    # the notebooks print them. What prose may state: the reference report's own numbers, targets, limits, settings.
     from cv_helpers.workbench.results import REPORT_RESULTS
 
     allowed = {f"{number:.2f}" for number in REPORT_RESULTS.values()}

@@ -29,9 +29,10 @@ def test_markdown_becomes_typst_with_every_special_character_shown_literally():
 
 
 def test_table_columns_share_the_line_by_their_content():
-    header = ["change", "validation before (%)", "why"]
-    rows = [["a long description of the change that must wrap", "50.88", "why " * 30]]
-    assert column_widths(header, rows) == ["4.0fr", "1.0fr", "4.0fr"]      # prose capped, a number its header word
+    header = ["change", "before (%)", "seed spread (points)", "why"]
+    rows = [["a long description of the change that must wrap", "50.88", "0.99", "why " * 30]]
+    # prose columns share the line, capped; a number column is as wide as its longest cell or header word
+    assert column_widths(header, rows) == ["4.0fr", "29pt", "36pt", "4.0fr"]
 
 
 def _pages(pdf) -> list[str]:
@@ -112,6 +113,18 @@ def test_every_declared_export_is_in_the_body_or_the_appendix_once():
     declared = {(kind, name) for c in notebook_contents() for kind, names in (("figure", c.figures),
                                                                               ("table", c.tables)) for name in names}
     assert declared | {("table", RESULTS[0]), ("table", ALL_RUNS[0])} == set(shown)
+
+
+NOTEBOOK_MECHANICS = re.compile(r"\b(the|this|next|each) cells?\b|\bcell (below|above)\b|\bre-?run(ning)? the\b|"
+                               r"\bpress(es)? \*\*|\buntick|\bslider", re.I)
+
+
+def test_the_report_prose_never_speaks_of_the_notebook_mechanics():
+    # A report is read on paper: "the cell below" or "press Train" belong to the notebook's untagged cells.
+    body, _ = report_blocks()
+    prose = "\n".join(block.content for block in body if block.kind == "prose")
+    mechanics = [match.group(0) for match in NOTEBOOK_MECHANICS.finditer(prose)]
+    assert "Comparison" in prose and not mechanics, mechanics
 
 
 def test_the_committed_report_has_at_most_ten_pages_of_body_every_question_and_no_smoke():

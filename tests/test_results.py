@@ -118,7 +118,7 @@ def test_results_table_is_written_as_markdown_and_csv(tmp_path, monkeypatch):
     _run(tmp_path / "runs", "q1.4-mlp", 25.5)
     markdown = write_results_table(tmp_path / "runs")
     assert "| q1.4-mlp | 22.00 | 25.50 |" in markdown
-    assert (tmp_path / "report" / "tables" / "results.csv").read_text().startswith("protocol,course report (%)")
+    assert (tmp_path / "report" / "tables" / "results.csv").read_text().startswith("protocol,2023 reference report (%)")
 
 
 def test_notebook_times_keep_the_rows_of_notebooks_not_run_this_time(tmp_path, monkeypatch, full_mode):

@@ -10,13 +10,13 @@ from .sweep import BASE_SEEDS, FIGURE6_SWEEP, MLP_SWEEP, Sweep
 # (network, recipe, the preset of its run or the sweep whose base seeds it is), in pairs: plain net, deeper net.
 ADDED_LAYERS = (
     ("TwoLayerNet", "Q1.3 (its own)", "q1.3-mlp-val"),
-    ("Figure 5 MLP (+2 hidden layers)", "Q1.3", "q1.4-val-mlp4-q1.3-recipe"),
-    ("TwoLayerNet", "Figure 5 (Table 2)", "q1.4-val-twolayer-figure5-recipe"),
-    ("Figure 5 MLP (+2 hidden layers)", "Figure 5 (its own)", MLP_SWEEP),
+    ("MLP-4 (+2 hidden layers)", "Q1.3", "q1.4-val-mlp4-q1.3-recipe"),
+    ("TwoLayerNet", "MLP-4's (Table 2)", "q1.4-val-twolayer-figure5-recipe"),
+    ("MLP-4 (+2 hidden layers)", "MLP-4's own", MLP_SWEEP),
     ("LeNet ConvNet", "Q1.3 (its own)", "q1.3-convnet-val"),
-    ("Figure 6 ConvNet", "Q1.3", "q1.4-val-convnet-bn-q1.3-recipe"),
-    ("LeNet ConvNet", "Figure 6 (Table 1), 3 epochs", "q1.4-val-lenet-figure6-recipe"),
-    ("Figure 6 ConvNet", "Figure 6 (its own), 3 epochs", FIGURE6_SWEEP),
+    ("ConvNet-BN", "Q1.3", "q1.4-val-convnet-bn-q1.3-recipe"),
+    ("LeNet ConvNet", "ConvNet-BN's (Table 1), 3 epochs", "q1.4-val-lenet-figure6-recipe"),
+    ("ConvNet-BN", "ConvNet-BN's own, 3 epochs", FIGURE6_SWEEP),
 )
 ADDED_LAYERS_HEADERS = ["network", "recipe", "validation accuracy (%)", "seeds"]
 

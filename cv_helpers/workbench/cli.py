@@ -178,7 +178,7 @@ def _add_notebooks_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_notebooks(args: argparse.Namespace) -> int:
-    from ..config import default_device, describe_device
+    from ..config import default_device, describe_device, mode_name, report_dir, shown_path
     from .notebooks import notebook_paths, record_times, run_notebooks, training_plan
 
     print(training_plan([path.stem for path in notebook_paths(args.names)]), flush=True)
@@ -186,7 +186,8 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     for name, seconds in run_notebooks(args.names, progress=lambda line: print(line, flush=True)):
         print(f"{name}: {seconds / 60:.1f} min", flush=True)
         times.append((name, seconds))
-    print(record_times(times, describe_device(default_device())))
+    record_times(times, describe_device(default_device()))
+    print(f"times recorded in {shown_path(report_dir() / 'tables')}/notebook_times_{mode_name()}.md")
     return 0
 
 
@@ -229,14 +230,18 @@ def _run_tune_report(args: argparse.Namespace) -> int:
 
 
 def _run_report_tables(args: argparse.Namespace) -> int:
+    from ..config import report_dir, shown_path
     from .report import BODY_PAGES, build_report, report_pages
     from .results import write_results_table
 
-    print(write_results_table())
+    protocols = write_results_table().count("\n| ") - 1            # the table's rows, less its rule line
+    print(f"written {shown_path(report_dir() / 'tables')}: results ({protocols} protocols), results_on_test, "
+          "results_on_validation, what_worked, what_worked_on_test")
     pdf = build_report()
     pages, body = report_pages(pdf)
     over = f": over the course's {BODY_PAGES}, move exports to the appendix" if body > BODY_PAGES else ""
-    print(f"written {pdf.with_suffix('.md')} and {pdf}: {pages} pages, {body} of body{over}, then the appendix")
+    print(f"written {shown_path(pdf.with_suffix('.md'))} and {shown_path(pdf)}: {pages} pages, {body} of body{over}, "
+          "then the appendix")
     return 0
 
 

@@ -31,23 +31,32 @@ CELL_TIMEOUT_SECONDS = 6 * 3600
 
 class TrainingProgress:
     """What the runs under `runs` being trained now have done: one line per run each time it finishes an epoch
-    (read from the run locks, which the training process updates after every epoch)."""
+    (read from the run locks, which the training process updates after every epoch), and one when it is done (read
+    from its metrics.json: the lock is gone by then, often before the last epoch was seen)."""
 
     def __init__(self, runs: Path) -> None:
         self.runs, self.seen = runs, {}
 
     def new_lines(self) -> list[str]:
-        """Returns a line for every run that finished an epoch since the last call."""
-        lines = []
+        """Returns a line for every run that finished an epoch, or its training, since the last call."""
+        lines, training = [], set()
         for lock in sorted((self.runs / LOCKS).glob("*.lock")) if (self.runs / LOCKS).is_dir() else []:
             holder = training_holder(self.runs, lock.stem)
             if not holder or holder.get("action") != "trained" or not holder.get("epoch"):
                 continue
+            training.add(lock.stem)
             done = (holder["epoch"], holder["epochs"], holder.get("accuracy"))
             if self.seen.get(lock.stem) != done:
                 self.seen[lock.stem] = done
                 accuracy = "" if done[2] is None else f", {holder.get('split', 'test')} accuracy {done[2]:.2f} %"
                 lines.append(f"  {lock.stem}: epoch {done[0]} of {done[1]}{accuracy}")
+        for name in sorted(set(self.seen) - training):
+            del self.seen[name]
+            metrics = read_json(self.runs / name / "metrics.json")
+            if metrics.get("epochs_done"):
+                lines.append(f"  {name}: done, {metrics['epochs_done']} epochs in "
+                             f"{metrics['train_seconds'] / 60:.1f} min, {metrics.get('evaluated_on', 'test')} accuracy "
+                             f"{metrics['final_test_acc']:.2f} %")
         return lines
 
 

@@ -1,4 +1,4 @@
-"""Named training protocols: the course report's, section by section, and ours. One name is one protocol: its
+"""Named training protocols: the 2023 reference report's, section by section, and ours. One name is one protocol: its
 settings never depend on the machine it runs on, and every published number names the preset that made it."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ..validation import check_choice
 Q2_PRETRAINED_RUN = "q1.4-convnet"        # the CIFAR-100 run whose checkpoint the report's Q2 protocol fine-tunes
 Q2_PLUS_PRETRAINED_RUN = "q3-best"         # the one the improved Q2 recipe fine-tunes
 
-# The course report's Table 1 with its Figure 6 net: SGD momentum 0.9 + weight decay, lr 0.01, batch 128, 50 epochs.
+# The 2023 reference report's Table 1, ConvNet-BN: SGD momentum 0.9 + weight decay, lr 0.01, batch 128, 50 epochs.
 FIGURE6 = TrainConfig(model="convnet-bn", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128,
                       epochs=50, augmentation="q1.4", compile=True)
 MLP4_PLUS = TrainConfig(model="mlp4", model_kwargs={"hidden_size": 128}, optimizer="adamw", lr=2e-3,
@@ -23,7 +23,7 @@ Q2_FINETUNE_PLUS = TrainConfig(model="resconvnet5", dataset="stl10", init_from=Q
                                optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=5e-4, batch_size=64, epochs=20,
                                augmentation="flip-crop-96", schedule="onecycle", label_smoothing=0.1, compile=True,
                                tta_flip=True)
-# Improved recipe, same Figure 6 net: one-cycle learning rate, label smoothing, flip + crop only, batch 64 (twice
+# Improved recipe, same ConvNet-BN: one-cycle learning rate, label smoothing, flip + crop only, batch 64 (twice
 # the updates of batch 128: the net still under-fits at 15 epochs), flip test-time augmentation.
 FIGURE6_PLUS = TrainConfig(model="convnet-bn", optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4,
                            batch_size=64, epochs=15, augmentation="flip-crop", schedule="onecycle", label_smoothing=0.1,
@@ -53,12 +53,12 @@ PRESETS: dict[str, TrainConfig] = {
     # The same protocol through the course's per-image torchvision pipeline (a parity check of the fast path).
     "q1.3-convnet-pil": TrainConfig(model="convnet", optimizer="adam", lr=1e-3, batch_size=64, epochs=10,
                                     augmentation="q1.3", loader="pil"),
-    # Q1.4 Table 2 with the Figure 5 net: Adam with weight decay, lr 1e-3, batch 128, 20 epochs.
+    # Q1.4 Table 2 with the MLP-4: Adam with weight decay, lr 1e-3, batch 128, 20 epochs.
     "q1.4-mlp": TrainConfig(model="mlp4", model_kwargs={"hidden_size": 128}, optimizer="adam", lr=1e-3,
                             weight_decay=1e-4, batch_size=128, epochs=20, augmentation="q1.4"),
-    # Improved recipe, same Figure 5 net: AdamW, one-cycle learning rate, label smoothing, flip only, 30 epochs.
+    # Improved recipe, same MLP-4: AdamW, one-cycle learning rate, label smoothing, flip only, 30 epochs.
     "q1.4-mlp-plus": MLP4_PLUS,
-    # Q1.4 Table 1 with the Figure 6 net: SGD momentum 0.9 + weight decay, lr 0.01, batch 128, 50 epochs.
+    # Q1.4 Table 1 with ConvNet-BN: SGD momentum 0.9 + weight decay, lr 0.01, batch 128, 50 epochs.
     "q1.4-convnet": FIGURE6,
     # The same at 15 epochs: the Q1.4 notebook's budget, a shorter protocol of its own.
     "q1.4-convnet-e15": replace(FIGURE6, epochs=15),
@@ -104,7 +104,7 @@ PRESETS.update({name: replace(config, validation=True) for name, config in {
     # then none at all; both evaluated without flip TTA.
     "ablation-mlp-recipe-val": replace(MLP4_PLUS, augmentation="q1.4", tta_flip=False),
     "ablation-mlp-no-augmentation-val": replace(MLP4_PLUS, augmentation="none", tta_flip=False),
-    # The improved Figure 6 recipe at the Q3 ladder's 4 epochs: the rung that swaps in the Q3 net.
+    # The improved ConvNet-BN recipe at the Q3 ladder's 4 epochs: the rung that swaps in the Q3 net.
     "q1.4-convnet-plus-e4-val": replace(FIGURE6_PLUS, epochs=4),
     # The Q3 ladder at a 4-epoch budget, each rung one change to the rung before it.
     "q3-e4-low-res-val": Q3_E4_LOW_RES,
@@ -115,7 +115,7 @@ PRESETS.update({name: replace(config, validation=True) for name, config in {
     "q3-e4-narrow-val": Q3_E4_NARROW,
 }.items()})
 # Q1.4's two added layers at a fixed recipe: each assignment net with its improved net's training settings (the
-# Figure 6 recipe at its sweep's 3 epochs, beside the sweep's base), and each improved net with the assignment
+# ConvNet-BN's recipe at its sweep's 3 epochs, beside the sweep's base), and each improved net with the assignment
 # net's (Q1.3: Adam 1e-3, batch 64, 10 epochs, the Q1.3 augmentation).
 PRESETS.update({
     "q1.4-val-twolayer-figure5-recipe": replace(PRESETS["q1.4-mlp"], model="mlp", model_kwargs={"hidden_size": 64},

@@ -36,6 +36,7 @@ CONTRIBUTION_HEADERS = ["name", "student ID", "research (%)", "programming (%)",
 SMOKE_NOTE = "SMOKE BUILD: tiny runs, no results"     # on every page of a smoke-mode report
 PDF_LEFT_OUT = ("reproduce", "status", "device")    # table columns for the web view only (commands, processors)
 BODY_PAGES = 10                            # the course's limit; the appendix follows
+LONG_TABLE_ROWS = 45                       # more rows than fit on a page at the tables' 7 pt: may break
 TEXT_WIDTH_CM = 16.0
 MAX_FIGURE_HEIGHT_CM = {"body": 6.0, "appendix": 15.0}       # the body is short of pages, the appendix is not
 
@@ -194,7 +195,6 @@ PREAMBLE = """#set document(title: {title}, author: "cv-workbook", date: none)
 #show heading.where(level: 1): set text(size: 14pt)
 #show heading.where(level: 2): set text(size: 12pt)
 #show heading.where(level: 3): set text(size: 10.5pt)
-#show figure: set block(breakable: true)
 #show figure.where(kind: table): set figure.caption(position: top)
 #show figure.caption: set text(size: 9pt)
 #set table(stroke: 0.4pt + gray, inset: (x: 3pt, y: 2pt), align: left)
@@ -229,4 +229,7 @@ def _typst_block(folder: Path, block: Block, max_height_cm: float) -> str:
     table = table_markup([inline_to_typst(cell) for cell in header],
                          [[inline_to_typst(cell) for cell in row] for row in rows], column_widths(header, rows))
     caption = escape(block.title) + (f" #text(size: 8pt)[({escape(note)})]" if note else "")
-    return f"#figure({table.removeprefix('#')}, caption: [{caption}], kind: table)\n"
+    figure = f"#figure({table.removeprefix('#')}, caption: [{caption}], kind: table)"
+    # A table stays on one page with its title; only one longer than a page may continue on the next.
+    return (f"#[#show figure: set block(breakable: true)\n{figure}]\n" if len(rows) > LONG_TABLE_ROWS
+            else figure + "\n")

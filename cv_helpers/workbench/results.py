@@ -3,10 +3,10 @@
 A protocol is a preset's name; its runs are named after it, with an optional RNG-seed suffix: q1.3-convnet,
 q1.3-convnet-seed1 and q1.3-convnet-seed2 are three seeds of q1.3-convnet. Smoke runs (smoke-*) never enter the
 table, accuracies on generated data are not reported, and a run that is being trained is shown as in progress.
-The course report's number stands only beside the preset that is its protocol (same net, epochs and recipe).
+The 2023 reference report's number stands only beside the preset that is its protocol (same net, epochs and recipe).
 
-`WHAT_WORKED` is the ladder from the report's recipes to ours, decided on the validation split: each rung names
-every change it makes and is measured by two saved runs of presets (or a run and its re-evaluation, `python -m
+`WHAT_WORKED` is the ladder from the reference report's recipes to ours, decided on the validation split: each rung
+names every change it makes and is measured by two saved runs of presets (or a run and its re-evaluation, `python -m
 cv_helpers.workbench evaluate`), read against the seed spread. `ON_TEST` measures the chosen recipes, retrained on
 all 50,000 training images, on the test split.
 """
@@ -25,11 +25,14 @@ from .experiment import preset_of
 from .presets import PRESETS
 from .runs import in_progress_text, is_complete
 
-# The course report's numbers (test accuracy in %), by the preset that is its protocol.
+# The 2023 reference report's numbers (test accuracy in %), by the preset that is its protocol.
 REPORT_RESULTS = {"q1.3-mlp": 11.0, "q1.3-convnet": 22.0, "q1.4-mlp": 22.0, "q1.4-convnet": 56.0,
                   "q2-finetune": 82.58, "q2-finetune-e60": 82.67}
 SPLIT_NOTE = ("Test accuracy on the data pack's own deterministic, class-balanced CIFAR-100 split (not the "
-              "official test membership), so our numbers compare in kind, not digit for digit, with the report's.")
+              "official test membership), so our numbers compare in kind, not digit for digit, with the reference "
+              "report's.")
+VALIDATION_NOTE = ("Validation accuracy on 5,000 of the 50,000 training images (50 per class) held out, the nets "
+                   "trained on the other 45,000: the runs that choose, never compared with the reference report's.")
 
 
 @dataclass
@@ -69,8 +72,8 @@ def load_runs(folder: Path | None = None) -> list[RunRecord]:
 
 
 def summarise(records: list[RunRecord], folder: Path | None = None) -> list[list]:
-    """Returns one row per protocol: the report's number (for its own protocol only), ours (mean, spread, seeds),
-    epochs, time, device, data, the split it is measured on (test, or validation for the runs that choose), and
+    """Returns one row per protocol: the reference report's number (for its own protocol only), ours (mean, spread,
+    seeds), epochs, time, device, data, the split it is measured on (test, or validation for the runs that choose), and
     the command that reproduces it."""
     folder, rows = folder or runs_dir(), []
     for protocol in [name for name in PRESETS if any(r.protocol == name for r in records)]:
@@ -112,41 +115,41 @@ class Change:
 MLP_SPREAD, FIGURE6_SPREAD, Q3_SPREAD = "q1.4-val-mlp-base", "q1.4-val-figure6-base", "q3-e4-val"
 MIN_SPREAD = 0.5    # points: 3 seeds estimate a spread coarsely, so no smaller one is trusted
 
-# The ladder from the report's recipes to ours, decided on the validation split (45,000 training images, 5,000 held
-# out): each rung the same budget on both sides.
+# The ladder from the reference report's recipes to ours, decided on the validation split (45,000 training images,
+# 5,000 held out): each rung the same budget on both sides.
 WHAT_WORKED = [
-    Change("Figure 5 MLP, 4 changes at once: Adam -> AdamW with weight decay 1e-4 -> 0.05, constant lr 1e-3 -> "
-           "one-cycle to 2e-3, label smoothing 0.1, 20 -> 30 epochs; the report's augmentation kept",
+    Change("MLP-4, 4 changes at once: Adam -> AdamW with weight decay 1e-4 -> 0.05, constant lr 1e-3 -> "
+           "one-cycle to 2e-3, label smoothing 0.1, 20 -> 30 epochs; the reference report's augmentation kept",
            "q1.4-mlp-val", "ablation-mlp-recipe-val",
            "decoupled weight decay and an annealed learning rate let a higher rate train without noise at the end",
            MLP_SPREAD, "kept, as one package (its four changes were not separated)"),
-    Change("Figure 5 MLP: no augmentation instead of flip + crop + colour jitter", "ablation-mlp-recipe-val",
+    Change("MLP-4: no augmentation instead of flip + crop + colour jitter", "ablation-mlp-recipe-val",
            "ablation-mlp-no-augmentation-val",
            "an MLP has no translation invariance: each shifted copy is a new pattern to fit, so it underfits",
            MLP_SPREAD, "kept: no augmentation, until the next rung"),
-    Change("Figure 5 MLP: horizontal flip only, instead of no augmentation", "ablation-mlp-no-augmentation-val",
+    Change("MLP-4: horizontal flip only, instead of no augmentation", "ablation-mlp-no-augmentation-val",
            "q1.4-mlp-plus-val:plain",
            "a mirrored photo is as likely as the original and moves no pixel content across the image",
            MLP_SPREAD, "kept"),
-    Change("Figure 5 MLP: flip test-time augmentation (same weights)", "q1.4-mlp-plus-val:plain",
+    Change("MLP-4: flip test-time augmentation (same weights)", "q1.4-mlp-plus-val:plain",
            "q1.4-mlp-plus-val",
            "averaging the image's and its mirror's probabilities cancels part of the left-right errors",
            MLP_SPREAD, "kept: it costs one more forward pass at test time only"),
-    Change("Figure 6 net, 5 changes at once (15 epochs both): constant lr 0.01 -> one-cycle to 0.05, label "
-           "smoothing 0.1, weight decay 1e-4 -> 5e-4, the report's augmentation -> flip + crop only, batch 128 -> "
-           "64", "q1.4-convnet-e15-val", "q1.4-convnet-plus-val:plain",
+    Change("ConvNet-BN, 5 changes at once (15 epochs both): constant lr 0.01 -> one-cycle to 0.05, label "
+           "smoothing 0.1, weight decay 1e-4 -> 5e-4, the reference report's augmentation -> flip + crop only, batch "
+           "128 -> 64", "q1.4-convnet-e15-val", "q1.4-convnet-plus-val:plain",
            "a warm-up allows a 5x higher peak rate and annealing to 0 settles the weights; the net under-fits at 15 "
            "epochs, so twice the updates and no colour jitter help", FIGURE6_SPREAD,
            "kept, as one package (its five changes were not separated)"),
-    Change("Figure 6 net: flip test-time augmentation (same weights)", "q1.4-convnet-plus-val:plain",
+    Change("ConvNet-BN: flip test-time augmentation (same weights)", "q1.4-convnet-plus-val:plain",
            "q1.4-convnet-plus-val", "as for the MLP", FIGURE6_SPREAD,
            "kept: it costs one more forward pass at test time only"),
     Change("4 epochs both, 3 changes at once: the Q3 net (five convolutions, two with identity shortcuts, "
-           "max-pooling, global max-pooling) instead of the Figure 6 net, peak lr 0.05 -> 0.1, batch 64 -> 128",
+           "max-pooling, global max-pooling) instead of ConvNet-BN, peak lr 0.05 -> 0.1, batch 64 -> 128",
            "q1.4-convnet-plus-e4-val", "q3-e4-val",
            "three more 3x3 layers see larger contexts and the shortcuts keep them easy to optimise; global pooling "
            "replaces the 4.2M-parameter fc1, so the parameters go to convolutions instead", Q3_SPREAD,
-           "kept, as one package (the net was not tried at the Figure 6 net's lr and batch)"),
+           "kept, as one package (the net was not tried at ConvNet-BN's lr and batch)"),
     Change("Q3 net, 4 epochs: progressive resizing (epochs 1-3 on 24 px images, the last on 32 px)", "q3-e4-val",
            "q3-e4-low-res-val", "a 24 px image costs (24 / 32)^2 = 0.56x the convolutions of a 32 px one; training "
            "on smaller images than the test's costs accuracy that one epoch at 32 px only partly recovers",
@@ -176,11 +179,11 @@ WHAT_WORKED = [
 # The recipes the ladder chose, each retrained on all 50,000 training images and measured once on the test split,
 # and the budgets beside them. These rows choose nothing.
 ON_TEST = [
-    Change("Figure 5 MLP: the improved recipe (AdamW, one-cycle lr, label smoothing, flip only, 30 epochs, flip "
-           "TTA; chosen by the validation ladder) instead of the report's", "q1.4-mlp", "q1.4-mlp-plus"),
-    Change("Figure 6 net, 15 epochs: the improved recipe (chosen by the validation ladder) instead of the report's",
-           "q1.4-convnet-e15", "q1.4-convnet-plus"),
-    Change("Figure 6 net, the report's recipe: 50 epochs (as written) instead of 15", "q1.4-convnet-e15",
+    Change("MLP-4: the improved recipe (AdamW, one-cycle lr, label smoothing, flip only, 30 epochs, flip "
+           "TTA; chosen by the validation ladder) instead of the reference report's", "q1.4-mlp", "q1.4-mlp-plus"),
+    Change("ConvNet-BN, 15 epochs: the improved recipe (chosen by the validation ladder) instead of "
+           "the reference report's", "q1.4-convnet-e15", "q1.4-convnet-plus"),
+    Change("ConvNet-BN, the reference report's recipe: 50 epochs (as written) instead of 15", "q1.4-convnet-e15",
            "q1.4-convnet"),
     Change("4 changes at once: the Q3 net, peak lr 0.05 -> 0.1, batch 64 -> 128, 15 -> 20 epochs (q3-best)",
            "q1.4-convnet-plus", "q3-best"),
@@ -266,7 +269,7 @@ def what_worked(folder: Path | None = None) -> list[list]:
     return rows
 
 
-WHAT_WORKED_HEADERS = ["change", "validation before (%)", "validation after (%)", "delta (points)",
+WHAT_WORKED_HEADERS = ["change", "before (%)", "after (%)", "delta (points)",
                        "seed spread (points)", "reading", "decision", "why", "minutes (before -> after)",
                        "reproduce"]
 LADDER_NOTE = ("Validation split: 5,000 of the 50,000 training images (50 per class) held out, the nets trained on "
@@ -291,11 +294,11 @@ ON_TEST_HEADERS = ["change", "test before (%)", "test after (%)", "delta (points
 ON_TEST_NOTE = ("Test split, every run trained on all 50,000 training images, one seed (seed 0). These rows choose "
                 "nothing: each measures a recipe the validation ladder chose, or a budget. " + SPLIT_NOTE)
 
-HEADERS = ["protocol", "course report (%)", "ours (%)", "spread", "seeds", "epochs", "minutes per run", "device",
-           "data", "measured on", "status", "reproduce"]
+HEADERS = ["protocol", "2023 reference report (%)", "ours (%)", "spread", "seeds", "epochs", "minutes per run",
+           "device", "data", "measured on", "status", "reproduce"]
 
 
-# Time-to-accuracy targets: the course report's best CIFAR-100 result (56 %, 50 epochs) and the Q3 goal.
+# Time-to-accuracy targets: the 2023 reference report's best CIFAR-100 result (56 %, 50 epochs) and the Q3 goal.
 ACCURACY_TARGETS = (56.0, 70.0)
 TIME_TO_ACCURACY_HEADERS = ["preset", "epochs", "minutes (all epochs)", "final test accuracy (%)",
                             *(f"minutes to {target:g} %" for target in ACCURACY_TARGETS), "device"]
@@ -322,7 +325,7 @@ def write_results_table(folder: Path | None = None) -> str:
     save_table("what_worked", WHAT_WORKED_HEADERS, what_worked(folder), note=LADDER_NOTE)
     save_table("what_worked_on_test", ON_TEST_HEADERS, on_test(folder), note=ON_TEST_NOTE)
     rows = summarise(load_runs(folder), folder)
-    for split in ("test", "validation"):
+    for split, note in (("test", SPLIT_NOTE), ("validation", VALIDATION_NOTE)):
         save_table(f"results_on_{split}", HEADERS, [row for row in rows if row[HEADERS.index("measured on")] == split],
-                   note=SPLIT_NOTE)
+                   note=note)
     return save_table("results", HEADERS, rows, note=SPLIT_NOTE)

@@ -1,12 +1,12 @@
 """Headless hyperparameter sweeps: change one setting at a time around a base recipe, one run per change, and
-judge the course report's claims about those settings against the runs.
+judge the 2023 reference report's claims about those settings against the runs.
 
 Every sweep chooses, so every run of one is measured on the validation split (5,000 training images held out;
-`TrainConfig.validation`), never on the test split. A change that the report made at a learning rate that does not
-suit it is run at one that does (Adam at 0.001, the rate the report itself used for it in Q1.3), and each verdict
-says the budget it was measured at; a claim that the budget cannot test gets no verdict. The Q1.4 notebook runs
-two, each on the net the report tried them on: its ConvNet list around the Figure 6 net's Table 1 recipe at 3
-epochs, and its MLP list around the Figure 5 MLP's Table 2 recipe.
+`TrainConfig.validation`), never on the test split. A change that the reference report made at a learning rate
+that does not suit it is run at one that does (Adam at 0.001, the rate the reference report itself used for it in
+Q1.3), and each verdict says the budget it was measured at; a claim that the budget cannot test gets no verdict.
+The Q1.4 notebook runs two, each on the net the reference report tried them on: its ConvNet list around
+ConvNet-BN's Table 1 recipe at 3 epochs, and its MLP list around MLP-4's Table 2 recipe.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ FAILED = ("worse", "diverged", "at chance")     # verdicts of a change that did 
 
 @dataclass(frozen=True)
 class Claim:
-    """One thing the course report says about a setting, and the sweep rows (changes) that test it. `expected`
+    """One thing the 2023 reference report says about a setting, and the sweep rows (changes) that test it. `expected`
     is 'worse' (each change does worse than the base) or 'no better' (none does better). Below the budget
     `untested_below` names, its runs are shown but given no verdict."""
 
@@ -39,7 +39,7 @@ class Claim:
 @dataclass(frozen=True)
 class Sweep:
     """A one-at-a-time sweep around `base`: each entry of `changes` is one run's changed settings (a setting, with
-    the learning rate that suits it where the base's does not), and the report's `claims` on those runs."""
+    the learning rate that suits it where the base's does not), and the reference report's `claims` on those runs."""
 
     prefix: str
     base: TrainConfig
@@ -66,10 +66,10 @@ class Sweep:
 
 
 # Augmentation regularises: it can pay only once a net fits its training images better than new ones, which the
-# Figure 6 net does not after a few epochs (its training loss stays above the validation loss).
+# ConvNet-BN does not after a few epochs (its training loss stays above the validation loss).
 UNFITTED = (15, "augmentation regularises, and after so few epochs the net does not yet fit its training images")
 
-# The settings the course report tried by hand for its Figure 6 ConvNet (Q1.4, Table 1 and the text beside it),
+# The settings the 2023 reference report tried by hand for its ConvNet-BN (Q1.4, Table 1 and the text beside it),
 # around its best recipe (preset q1.4-convnet: SGD with momentum and weight decay, lr 0.01, batch 128), on the
 # same net for 3 epochs instead of 50: the CPU budget. Each optimizer at a rate that suits it (RMSprop without
 # SGD's momentum, as PyTorch's default has it).
@@ -86,11 +86,11 @@ FIGURE6_SWEEP = Sweep(
             Claim("too many augmentations hurt (the Q1.3 set: flips, rotation, sharpness, crop)",
                   ("augmentation=q1.3",), untested_below=UNFITTED),
             Claim("the Table 1 augmentation beats none", ("augmentation=none",), untested_below=UNFITTED),
-            Claim("batch 128 beats 64 (the report says it of the MLP)", ("batch_size=64",)),
-            Claim("two 5x5 convolutions with max-pooling do worse than Figure 6's 3x3 with average pooling",
+            Claim("batch 128 beats 64 (the reference report says it of the MLP)", ("batch_size=64",)),
+            Claim("two 5x5 convolutions with max-pooling do worse than ConvNet-BN's 3x3 with average pooling",
                   ("model=convnet-bn5-max",))))
 
-# The report's MLP list (Q1.4, Table 2), around the Figure 5 MLP's recipe (preset q1.4-mlp: Adam with weight
+# The reference report's MLP list (Q1.4, Table 2), around MLP-4's recipe (preset q1.4-mlp: Adam with weight
 # decay, lr 0.001, batch 128, 20 epochs). SGD at 0.01 with momentum (the ConvNet's recipe), not at Adam's 0.001.
 MLP_SWEEP = Sweep(
     prefix="q1.4-val-mlp",
@@ -107,7 +107,8 @@ MLP_SWEEP = Sweep(
 REPORT_SWEEPS = (FIGURE6_SWEEP, MLP_SWEEP)
 SWEEP_HEADERS = ["change", "validation accuracy (%)", "vs base (points)", "final train loss", "time (s)", "status",
                  "verdict"]
-CLAIM_HEADERS = ["the report's claim", "this sweep (validation, points vs the base's mean, verdict)", "verdict"]
+CLAIM_HEADERS = ["the reference report's claim", "this sweep (validation, points vs the base's mean, verdict)",
+                 "verdict"]
 BASE_SEEDS = (1, 2)   # the base recipe is also trained with these seeds: its spread tells noise from effect
 _FIELDS = {f.name for f in fields(TrainConfig)}
 

@@ -1,4 +1,5 @@
-"""Q1.4 tuning with Optuna: the course report's knobs as a search space, pruned trials, storage shared by many workers.
+"""Q1.4 tuning with Optuna: the 2023 reference report's knobs as a search space, pruned trials, storage shared by
+many workers.
 
 Storage: a journal file under runs/ by default (nothing to install), or any SQLAlchemy URL
 (`postgresql://user@host/db`) so that workers on several machines fill one study. Optuna gives every trial a
@@ -34,7 +35,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The knobs the course report tuned by hand; one-element choices fix a knob."""
+    """The knobs the 2023 reference report tuned by hand; one-element choices fix a knob."""
 
     models: tuple[str, ...] = ("convnet",)
     optimizers: tuple[str, ...] = ("sgd", "adam", "rmsprop", "adagrad")

@@ -76,14 +76,19 @@ def table_markup(header: list[str], rows: list[list[str]], widths: list[str] | N
     return f"#table(columns: {columns}, table.header({head}), {cells})"
 
 
+SHORT_COLUMN = 12            # characters: a column whose cells and header words are no longer never wraps a cell
+CHARACTER_PT, INSET_PT = 3.6, 7    # at the tables' 7 pt: an average character, and the cell's padding and rule
+
+
 def column_widths(header: list[str], rows: list[list[str]]) -> list[str]:
-    """Returns Typst column widths for a table of plain-text cells: each column a share of the line (`fr`) in
-    proportion to its longest cell (at most 40 characters: longer ones wrap) or its header's longest word, so that
-    number columns stay narrow, headers wrap between words, and prose columns get the room."""
+    """Returns Typst column widths for a table of plain-text cells: a short column (numbers, names) exactly as wide
+    as its longest cell or header word, so that no number wraps; the others share the rest of the line (`fr`) in
+    proportion to their longest cell (at most 40 characters: longer ones wrap), so that prose gets the room."""
     widths = []
     for name, *cells in zip(header, *rows):
         longest = max([len(cell) for cell in cells] + [max(len(word) for word in name.split()) if name else 1])
-        widths.append(f"{max(3, min(40, longest)) / 10:.1f}fr")
+        widths.append(f"{longest * CHARACTER_PT + INSET_PT:.0f}pt" if longest <= SHORT_COLUMN
+                      else f"{min(40, longest) / 10:.1f}fr")
     return widths
 
 

@@ -214,11 +214,14 @@ def _widget(page: Page, label: str):
     return page.locator(".jupyter-widgets.widget-inline-hbox", has=page.locator(".widget-label", has_text=label))
 
 
+PANEL_CELL = 3          # Q1.4's cells: setup, the section's prose, "Try it yourself", then the panel
+
+
 def test_the_training_panel_trains_with_the_settings_set_in_the_page_and_refuses_bad_ones(page):
     with step(page, "open Q1.4"):
         open_notebook(page, "Q1_4_tuning.ipynb")
     with step(page, "run the panel cell"):
-        run_first_cells(page, 3)
+        run_first_cells(page, PANEL_CELL + 1)
         expect(page.get_by_role("button", name="Train")).to_be_visible(timeout=120_000)
         assert_widgets_rendered(page, 10)
         # In smoke mode the cell presses Train once itself (the nbval tests' path); wait for that run to end.
@@ -231,7 +234,7 @@ def test_the_training_panel_trains_with_the_settings_set_in_the_page_and_refuses
         _widget(page, "save as run").locator("input").fill("panel-adam")
     with step(page, "press Train and watch the progress bar, the curves and the result"):
         page.get_by_role("button", name="Train").click()
-        panel = page.locator(".jp-Cell").nth(2)
+        panel = page.locator(".jp-Cell").nth(PANEL_CELL)
         expect(panel.locator(".progress-bar").first).to_be_visible(timeout=60_000)
         expect(panel.get_by_text(re.compile(r"validation accuracy after 2 epochs: \d+\.\d\d %"))).to_be_visible(
             timeout=180_000)
