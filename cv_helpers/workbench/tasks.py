@@ -42,10 +42,10 @@ TASKS = (
     Task("Q1.4", 10, "hyperparameters and the improved networks", by_hand=True,
          shows=("q1_4_lr_range_test", "q1_4_sweep", "q1_4_mlp_sweep", "q1_4_improved_curves",
                 "q1_4_improved_results")),
-    Task("Q2.1", 5, "STL10_Dataset: the five classes, relabelled 0-4", shows=("q2_stl10_examples",)),
+    Task("Q2.1", 5, "STL10_Dataset: the five classes, relabelled 0-4", shows=("q2_stl10_classes", "q2_stl10_examples")),
     Task("Q2.2a", 5, "load the CIFAR-100 ConvNet and give it a new head for 96x96 images", shows=("q2_strategies",)),
     Task("Q2.2b", 5, "fine-tune, report the curves and the t-SNE of the features", by_hand=True,
-         shows=("q2_finetune_curves", "q2_tsne_before_after")),
+         shows=("q2_finetune_curves", "q2_tsne_before_after", "q2_feature_space")),
     Task("Q3", 0, "a stronger recipe (bonus)", by_hand=True, shows=("q3_improved_results", "what_worked")),
 )
 
