@@ -15,7 +15,8 @@ from cv_helpers.tables import save_table
 from cv_helpers.viz import save_figure
 from cv_helpers.workbench import report
 from cv_helpers.workbench.report import ALL_RUNS, BODY_PAGES, RESULTS, build_report, report_blocks, report_pages
-from cv_helpers.workbench.typst_markup import column_widths, escape, inline_to_typst, markdown_to_typst
+from cv_helpers.workbench.typst_markup import (column_widths, escape, inline_to_typst, markdown_to_typst,
+                                               table_height_pt)
 
 QUESTIONS = ("Q1.1", "Q1.2", "Q1.3", "Q1.4", "Q2.1", "Q2.2", "Q3")
 
@@ -33,6 +34,21 @@ def test_table_columns_share_the_line_by_their_content():
     rows = [["a long description of the change that must wrap", "50.88", "0.99", "why " * 30]]
     # prose columns share the line, capped; a number column is as wide as its longest cell or header word
     assert column_widths(header, rows) == ["4.0fr", "29pt", "36pt", "4.0fr"]
+
+
+def test_a_table_keeps_to_one_page_with_its_title_unless_it_is_taller_than_a_page(tmp_path):
+    # A short table never leaves its title at the foot of a page; a tall one may continue, its header repeated.
+    prose = "a reading long enough to wrap over several lines of a narrow column " * 3
+    short, tall = [["a", "1.00", prose]], [["a", "1.00", prose]] * 30
+    header = ["change", "delta (points)", "why"]
+    line = report.TEXT_WIDTH_CM * report.PT_PER_CM
+    assert table_height_pt(header, short, column_widths(header, short), line) < 100
+    assert table_height_pt(header, tall, column_widths(header, tall), line) > report.ONE_PAGE_TABLE_PT
+    blocks = {}
+    for name, rows in (("short", short), ("tall", tall)):
+        save_table(name, header, rows, tmp_path / "tables")
+        blocks[name] = report._typst_block(tmp_path, report.Block("table", name, name), 6.0)
+    assert "breakable: true" in blocks["tall"] and "breakable" not in blocks["short"]
 
 
 def _pages(pdf) -> list[str]:

@@ -22,7 +22,8 @@ from ..errors import WorkbookError
 from ..files import write_bytes, write_text
 from ..tables import save_table
 from .contents import NOTEBOOK_DIR, notebook_contents, saved_exports
-from .typst_markup import column_widths, escape, inline_to_typst, markdown_to_typst, string, table_markup
+from .typst_markup import (column_widths, escape, inline_to_typst, markdown_to_typst, string, table_height_pt,
+                           table_markup)
 
 REPORT_TAG = "report"                      # a notebook cell that belongs in the report's body
 EXPORTS_KEY = "report_exports"             # a tagged code cell's metadata: the exports it shows, if not all it saves
@@ -36,7 +37,8 @@ CONTRIBUTION_HEADERS = ["name", "student ID", "research (%)", "programming (%)",
 SMOKE_NOTE = "SMOKE BUILD: tiny runs, no results"     # on every page of a smoke-mode report
 PDF_LEFT_OUT = ("reproduce", "status", "device")    # table columns for the web view only (commands, processors)
 BODY_PAGES = 10                            # the course's limit; the appendix follows
-LONG_TABLE_ROWS = 45                       # more rows than fit on a page at the tables' 7 pt: may break
+ONE_PAGE_TABLE_PT = 600                    # a taller table may break across pages (the page's text is 717 pt)
+PT_PER_CM = 72 / 2.54
 TEXT_WIDTH_CM = 16.0
 MAX_FIGURE_HEIGHT_CM = {"body": 6.0, "appendix": 15.0}       # the body is short of pages, the appendix is not
 
@@ -226,10 +228,11 @@ def _typst_block(folder: Path, block: Block, max_height_cm: float) -> str:
     note, header, rows = _table(folder, block.content)
     keep = [i for i, name in enumerate(header) if name not in PDF_LEFT_OUT]
     header, rows = [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+    widths = column_widths(header, rows)
     table = table_markup([inline_to_typst(cell) for cell in header],
-                         [[inline_to_typst(cell) for cell in row] for row in rows], column_widths(header, rows))
+                         [[inline_to_typst(cell) for cell in row] for row in rows], widths)
     caption = escape(block.title) + (f" #text(size: 8pt)[({escape(note)})]" if note else "")
     figure = f"#figure({table.removeprefix('#')}, caption: [{caption}], kind: table)"
-    # A table stays on one page with its title; only one longer than a page may continue on the next.
-    return (f"#[#show figure: set block(breakable: true)\n{figure}]\n" if len(rows) > LONG_TABLE_ROWS
-            else figure + "\n")
+    # A table stays on one page with its title; only one taller than a page continues on the next (header repeated).
+    long = table_height_pt(header, rows, widths, TEXT_WIDTH_CM * PT_PER_CM) > ONE_PAGE_TABLE_PT
+    return f"#[#show figure: set block(breakable: true)\n{figure}]\n" if long else figure + "\n"

@@ -6,6 +6,7 @@ markers `<!-- BEGIN SOLUTION -->`) is left out, and every character that means s
 from __future__ import annotations
 
 import json
+import math
 
 import mistune
 
@@ -90,6 +91,22 @@ def column_widths(header: list[str], rows: list[list[str]]) -> list[str]:
         widths.append(f"{longest * CHARACTER_PT + INSET_PT:.0f}pt" if longest <= SHORT_COLUMN
                       else f"{min(40, longest) / 10:.1f}fr")
     return widths
+
+
+LINE_PT, ROW_PT = 8.5, 4.5       # at 7 pt: a wrapped line, and a row's padding and rule
+
+
+def table_height_pt(header: list[str], rows: list[list[str]], widths: list[str], line_width_pt: float) -> float:
+    """Returns about how tall a table of plain-text cells is when set with `widths` (from `column_widths`) on a line
+    `line_width_pt` wide: each row as tall as its cell that wraps to the most lines."""
+    fixed = sum(float(w.removesuffix("pt")) for w in widths if w.endswith("pt"))
+    shares = sum(float(w.removesuffix("fr")) for w in widths if w.endswith("fr")) or 1.0
+    characters = [float("inf") if w.endswith("pt") else
+                  max(1.0, ((line_width_pt - fixed) * float(w.removesuffix("fr")) / shares - INSET_PT) / CHARACTER_PT)
+                  for w in widths]
+    lines = [max(math.ceil(len(cell) / per_line) or 1 for cell, per_line in zip(row, characters))
+             for row in [header, *rows]]
+    return sum(count * LINE_PT + ROW_PT for count in lines)
 
 
 def _inlines(children: list[dict]) -> str:
