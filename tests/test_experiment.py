@@ -14,7 +14,8 @@ from cv_helpers.train import TrainConfig
 import cv_helpers.data
 from cv_helpers.data import VALIDATION_IMAGES
 from cv_helpers.workbench import experiment
-from cv_helpers.workbench.experiment import build_network, evaluate_run, load_or_train, run_experiment
+from cv_helpers.workbench.experiment import (build_network, evaluate_run, evaluation_file, evaluation_views,
+                                             load_or_train, run_experiment)
 from cv_helpers.workbench.presets import PRESETS, get_preset
 
 
@@ -213,3 +214,15 @@ def test_a_validation_run_trains_without_the_held_out_images_and_never_reads_the
 def test_the_validation_split_is_refused_where_it_does_not_exist_with_one_line(settings):
     with pytest.raises(ConfigError, match="the validation split is CIFAR-100's, on the fast loader"):
         TrainConfig(validation=True, **settings).validate()
+
+
+@pytest.mark.parametrize("tta_flip, tta_translate", [(False, 0), (True, 0), (True, 1)])
+def test_a_re_evaluation_is_named_by_its_file_and_its_name_gives_back_its_views(tmp_path, tta_flip, tta_translate):
+    name = evaluation_file(tmp_path, tta_flip, tta_translate).name.removeprefix("evaluation-").removesuffix(".json")
+    assert evaluation_views(name) == (tta_flip, tta_translate)
+
+
+@pytest.mark.parametrize("name", ["flip", "tta-flip-shiftx", "plain-shift"])
+def test_an_unknown_re_evaluation_name_is_a_one_line_error(name):
+    with pytest.raises(ConfigError, match="use plain, tta-flip or tta-flip-shiftN"):
+        evaluation_views(name)

@@ -191,6 +191,15 @@ def evaluation_file(run_dir: Path, tta_flip: bool, tta_translate: int = 0) -> Pa
     return run_dir / f"evaluation-{views}{f'-shift{tta_translate}' if tta_translate else ''}.json"
 
 
+def evaluation_views(name: str) -> tuple[bool, int]:
+    """Returns (tta_flip, tta_translate) of a re-evaluation named as in its file name, without 'evaluation-' and
+    '.json' ('plain', 'tta-flip', 'tta-flip-shift1'): the inverse of `evaluation_file`."""
+    views, shifted, shift = name.partition("-shift")
+    if views not in ("plain", "tta-flip") or (shifted and (views == "plain" or not shift.isdigit())):
+        raise ConfigError(f"no re-evaluation is named {name!r}: use plain, tta-flip or tta-flip-shiftN")
+    return views == "tta-flip", int(shift or 0)
+
+
 def evaluate_run(run_name: str, tta_flip: bool, device: torch.device | str | None = None,
                  root: Path | str | None = None, tta_translate: int = 0) -> dict:
     """Re-evaluates a finished run's checkpoint on its test split, with or without flip test-time augmentation

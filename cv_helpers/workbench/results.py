@@ -21,7 +21,7 @@ from ..data import data_name
 from ..files import read_json
 from ..history import History, minutes_to_accuracy
 from ..tables import save_table
-from .experiment import preset_of
+from .experiment import evaluation_file, evaluation_views, preset_of
 from .presets import PRESETS
 from .runs import in_progress_text, is_complete
 
@@ -216,7 +216,7 @@ def measured_accuracy(reference: str, folder: Path | None = None) -> float | Non
     folder = folder or runs_dir()
     run_name, _, evaluation = reference.partition(":")
     if evaluation:
-        accuracy = read_json(folder / run_name / f"evaluation-{evaluation}.json").get("test_acc")
+        accuracy = read_json(evaluation_file(folder / run_name, *evaluation_views(evaluation))).get("test_acc")
     elif is_complete(folder / run_name):
         accuracy = read_json(folder / run_name / "metrics.json").get("final_test_acc")
     else:
@@ -236,9 +236,9 @@ def reproduce_command(reference: str) -> str:
     run_name, _, evaluation = reference.partition(":")
     commands = [f"python -m cv_helpers.workbench train --preset {run_name}"]
     if evaluation:
-        views, _, shift = evaluation.partition("-shift")
-        switch = "--no-tta-flip" if views == "plain" else "--tta-flip"
-        switch += f" --tta-translate {shift}" if shift else ""
+        tta_flip, tta_translate = evaluation_views(evaluation)
+        switch = "--tta-flip" if tta_flip else "--no-tta-flip"
+        switch += f" --tta-translate {tta_translate}" if tta_translate else ""
         commands.append(f"python -m cv_helpers.workbench evaluate {run_name} {switch}")
     return "; ".join(commands)
 
