@@ -164,15 +164,17 @@ def run_notebooks(names: list[str] | None = None, folder: Path = NOTEBOOK_DIR,
     paths = notebook_paths(names, folder)
     out_dir = report_dir() / "notebooks"
     training = TrainingProgress(runs_dir())
+
+    def report_epochs() -> None:
+        for line in training.new_lines():
+            progress(line)
+
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         client = PollingNotebookClient(notebook, timeout=CELL_TIMEOUT_SECONDS, kernel_name="python3",
                                        resources={"metadata": {"path": str(folder)}},
                                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
         if progress is not None:
-            def report_epochs() -> None:
-                for line in training.new_lines():
-                    progress(line)
             client.on_poll = report_epochs
         started = time.perf_counter()
         try:

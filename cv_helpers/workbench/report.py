@@ -228,11 +228,10 @@ def _typst_block(folder: Path, block: Block, max_height_cm: float) -> str:
     note, header, rows = _table(folder, block.content)
     keep = [i for i, name in enumerate(header) if name not in PDF_LEFT_OUT]
     header, rows = [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
-    widths = column_widths(header, rows)
     table = table_markup([inline_to_typst(cell) for cell in header],
-                         [[inline_to_typst(cell) for cell in row] for row in rows], widths)
+                         [[inline_to_typst(cell) for cell in row] for row in rows], column_widths(header, rows))
     caption = escape(block.title) + (f" #text(size: 8pt)[({escape(note)})]" if note else "")
     figure = f"#figure({table.removeprefix('#')}, caption: [{caption}], kind: table)"
     # A table stays on one page with its title; only one taller than a page continues on the next (header repeated).
-    long = table_height_pt(header, rows, widths, TEXT_WIDTH_CM * PT_PER_CM) > ONE_PAGE_TABLE_PT
+    long = table_height_pt(header, rows, TEXT_WIDTH_CM * PT_PER_CM) > ONE_PAGE_TABLE_PT
     return f"#[#show figure: set block(breakable: true)\n{figure}]\n" if long else figure + "\n"

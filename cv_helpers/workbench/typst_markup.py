@@ -81,29 +81,35 @@ SHORT_COLUMN = 12            # characters: a column whose cells and header words
 CHARACTER_PT, INSET_PT = 3.6, 7    # at the tables' 7 pt: an average character, and the cell's padding and rule
 
 
-def column_widths(header: list[str], rows: list[list[str]]) -> list[str]:
-    """Returns Typst column widths for a table of plain-text cells: a short column (numbers, names) exactly as wide
-    as its longest cell or header word, so that no number wraps; the others share the rest of the line (`fr`) in
-    proportion to their longest cell (at most 40 characters: longer ones wrap), so that prose gets the room."""
-    widths = []
+def _column_sizes(header: list[str], rows: list[list[str]]) -> list[tuple[float, str]]:
+    """Returns each column's (amount, unit): a short column (numbers, names) exactly as wide as its longest cell or
+    header word in pt, so that no number wraps; the others a share (`fr`) of the rest of the line in proportion to
+    their longest cell (at most 40 characters: longer ones wrap), so that prose gets the room."""
+    sizes = []
     for name, *cells in zip(header, *rows):
         longest = max([len(cell) for cell in cells] + [max(len(word) for word in name.split()) if name else 1])
-        widths.append(f"{longest * CHARACTER_PT + INSET_PT:.0f}pt" if longest <= SHORT_COLUMN
-                      else f"{min(40, longest) / 10:.1f}fr")
-    return widths
+        sizes.append((round(longest * CHARACTER_PT + INSET_PT), "pt") if longest <= SHORT_COLUMN
+                     else (round(min(40, longest) / 10, 1), "fr"))
+    return sizes
+
+
+def column_widths(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Returns Typst column widths for a table of plain-text cells (see `_column_sizes`)."""
+    return [f"{amount:.0f}pt" if unit == "pt" else f"{amount:.1f}fr" for amount, unit in _column_sizes(header, rows)]
 
 
 LINE_PT, ROW_PT = 8.5, 4.5       # at 7 pt: a wrapped line, and a row's padding and rule
 
 
-def table_height_pt(header: list[str], rows: list[list[str]], widths: list[str], line_width_pt: float) -> float:
-    """Returns about how tall a table of plain-text cells is when set with `widths` (from `column_widths`) on a line
+def table_height_pt(header: list[str], rows: list[list[str]], line_width_pt: float) -> float:
+    """Returns about how tall a table of plain-text cells is when set with `column_widths` on a line
     `line_width_pt` wide: each row as tall as its cell that wraps to the most lines."""
-    fixed = sum(float(w.removesuffix("pt")) for w in widths if w.endswith("pt"))
-    shares = sum(float(w.removesuffix("fr")) for w in widths if w.endswith("fr")) or 1.0
-    characters = [float("inf") if w.endswith("pt") else
-                  max(1.0, ((line_width_pt - fixed) * float(w.removesuffix("fr")) / shares - INSET_PT) / CHARACTER_PT)
-                  for w in widths]
+    sizes = _column_sizes(header, rows)
+    fixed = sum(amount for amount, unit in sizes if unit == "pt")
+    shares = sum(amount for amount, unit in sizes if unit == "fr") or 1.0
+    characters = [float("inf") if unit == "pt" else
+                  max(1.0, ((line_width_pt - fixed) * amount / shares - INSET_PT) / CHARACTER_PT)
+                  for amount, unit in sizes]
     lines = [max(math.ceil(len(cell) / per_line) or 1 for cell, per_line in zip(row, characters))
              for row in [header, *rows]]
     return sum(count * LINE_PT + ROW_PT for count in lines)
